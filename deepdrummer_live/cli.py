@@ -1,0 +1,154 @@
+"""`deepdrummer-live`: one command with a subcommand per job.
+
+Bad arguments print one line saying what was wrong and exit with code 2, as argparse does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import pkgutil
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+class CliError(Exception):
+    """A user mistake we can name in one line (exit code 2)."""
+
+
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be positive: {text!r}")
+    return value
+
+
+def bpm_value(text: str) -> float:
+    value = positive_float(text)
+    if not 20 <= value <= 400:
+        raise argparse.ArgumentTypeError(f"bpm must be within 20–400, got {text}")
+    return value
+
+
+def load_bank(samples: str | None, sample_rate: int | None = None):
+    """The library at `samples`, or our own kit; a clear CliError when it cannot be loaded."""
+    from .kit import default_kit_dir
+    from .library import DEFAULT_SAMPLE_RATE, SampleError, load_library
+
+    folder = Path(samples) if samples else default_kit_dir()
+    try:
+        return load_library(folder, sample_rate or DEFAULT_SAMPLE_RATE)
+    except SampleError as exc:
+        raise CliError(str(exc)) from None
+
+
+def cmd_samples_info(args: argparse.Namespace) -> int:
+    bank = load_bank(args.dir)
+    info = {"root": bank.root, "count": len(bank), "sample_rate": bank.sample_rate,
+            "skipped": bank.skipped, "samples": bank.names}
+    try:
+        from .roles import classify_bank
+
+        info["roles"] = dict(zip(bank.names, classify_bank(bank), strict=True))
+    except ImportError:
+        pass
+    if args.json:
+        print(json.dumps(info))
+    else:
+        print(f"{info['count']} samples loaded from {bank.root} at {bank.sample_rate} Hz")
+        for item in bank.skipped:
+            print(f"  skipped {item['path']}: {item['reason']}")
+    return 0
+
+
+def cmd_samples_build(args: argparse.Namespace) -> int:
+    from .kit import build_kit, default_kit_dir, kit_report
+
+    out = Path(args.out) if args.out else default_kit_dir(build=False)
+    files = build_kit(out, seed=args.seed)
+    print(f"wrote {len(files)} one-shots to {out}")
+    for category, row in kit_report(out).items():
+        print(f"  {category:12s} {row}")
+    return 0
+
+
+def cmd_render(args: argparse.Namespace) -> int:
+    from .loop import random_loop
+    from .render import LoopBatch, Renderer, write_midi, write_wav
+
+    bank = load_bank(args.samples)
+    loop = random_loop(bank, args.seed, bpm=args.bpm, density=args.density)
+    audio = Renderer(bank).listening(LoopBatch.from_loops([loop], bank), args.bpm)[0]
+    write_wav(args.out, audio, bank.sample_rate)
+    print(f"wrote {args.out} ({audio.shape[0] / bank.sample_rate:.2f} s, {args.bpm:g} bpm)")
+    for track, (name, row) in enumerate(zip(loop.samples, loop.to_dict()["grid"], strict=True)):
+        print(f"  track {track + 1}: {row}  {name}")
+    if args.midi:
+        write_midi(args.midi, loop)
+        print(f"wrote {args.midi}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="deepdrummer-live",
+        description="Find drum grooves you love: rate loops, and a critic learns your taste.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    samples = sub.add_parser("samples", help="inspect a sample folder or rebuild our kit")
+    samples_sub = samples.add_subparsers(dest="samples_command", metavar="ACTION")
+    samples_sub.required = True
+    info = samples_sub.add_parser("info", help="load a folder of one-shots and report on it")
+    info.add_argument("dir", nargs="?", help="folder of one-shots (default: our kit)")
+    info.add_argument("--json", action="store_true", help="print one JSON object")
+    info.set_defaults(handler=cmd_samples_info)
+    build = samples_sub.add_parser("build", help="regenerate our own drum kit")
+    build.add_argument("--out", help="output folder (default: the kit folder)")
+    build.add_argument("--seed", type=int, default=0)
+    build.set_defaults(handler=cmd_samples_build)
+
+    render = sub.add_parser("render", help="render one random loop to WAV (and MIDI)")
+    render.add_argument("--seed", type=int, required=True)
+    render.add_argument("--samples", help="folder of one-shots (default: our kit)")
+    render.add_argument("--bpm", type=bpm_value, default=120.0)
+    render.add_argument("--density", type=float, default=0.25)
+    render.add_argument("--out", required=True, help="WAV file to write")
+    render.add_argument("--midi", help="also write this standard MIDI file")
+    render.set_defaults(handler=cmd_render)
+
+    for register in _extra_commands():
+        register(sub)
+    return parser
+
+
+def _extra_commands() -> list[Callable[[argparse._SubParsersAction], None]]:
+    """Subcommands kept beside what they drive: each `commands/<name>.py` has `register`."""
+    from importlib import import_module
+
+    from . import commands
+
+    names = sorted(info.name for info in pkgutil.iter_modules(commands.__path__))
+    return [import_module(f"{commands.__name__}.{name}").register for name in names]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.handler(args) or 0)
+    except CliError as exc:
+        print(f"deepdrummer-live: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,20 @@
+"""Pick where torch runs: CUDA, then Apple's MPS, then the CPU."""
+
+from __future__ import annotations
+
+import os
+
+import torch
+
+
+def pick_device(preferred: str | None = None) -> torch.device:
+    """The best device available, or `preferred` (also `$DEEPDRUMMER_DEVICE`) when given."""
+    name = preferred or os.environ.get("DEEPDRUMMER_DEVICE")
+    if name:
+        return torch.device(name)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")

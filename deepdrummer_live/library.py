@@ -1,0 +1,192 @@
+"""Sample library: a folder of one-shots decoded into one tensor the renderer can gather from.
+
+Every file becomes mono float32 at the engine's rate, peak-normalised, with its leading silence
+trimmed and its length capped, so that any sample can sit on any track and sound alike in level.
+A file that cannot be used is skipped with its reason; loading never stops on a bad file.
+The decoded bank is cached on disk, keyed by the folder's content, so the second start is fast.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import torch
+import torchaudio.functional as AF
+
+AUDIO_SUFFIXES = {".wav", ".wave", ".aif", ".aiff", ".aifc", ".flac", ".ogg"}
+DEFAULT_SAMPLE_RATE = 44100
+DEFAULT_MAX_SECONDS = 2.0
+SILENCE = 10 ** (-60 / 20)  # -60 dBFS after normalisation: below this is leading silence
+FADE_SECONDS = 0.005  # fade where a sample is cut at the length cap, to avoid a click
+MAX_LEADING_SECONDS = 5.0  # read at most this much silence before giving up on a file
+CACHE_VERSION = 1
+
+
+class SampleError(ValueError):
+    """A file that cannot be used as a one-shot; the message says why."""
+
+
+@dataclass
+class SampleBank:
+    """Decoded one-shots, zero-padded to one length, ready for batched rendering."""
+
+    names: list[str]  # paths relative to the library folder, with '/' separators
+    audio: torch.Tensor  # [N, max_len] float32
+    lengths: torch.Tensor  # [N] int64, samples of real audio per row
+    sample_rate: int
+    root: str = ""
+    skipped: list[dict[str, str]] = field(default_factory=list)  # {path, reason}
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def index(self, name: str) -> int:
+        """Row of the sample called `name` (a KeyError names it when it is not in the bank)."""
+        if not hasattr(self, "_index"):
+            self._index = {n: i for i, n in enumerate(self.names)}
+        try:
+            return self._index[name]
+        except KeyError:
+            raise KeyError(f"sample {name!r} is not in the library {self.root}") from None
+
+    def path(self, name: str) -> Path:
+        return Path(self.root) / name
+
+    def resampled(self, sample_rate: int) -> SampleBank:
+        """The same bank at another rate (the critic listens at a lower rate than we play)."""
+        if sample_rate == self.sample_rate:
+            return self
+        audio = AF.resample(self.audio, self.sample_rate, sample_rate)
+        lengths = torch.ceil(self.lengths * (sample_rate / self.sample_rate)).long()
+        lengths = lengths.clamp(max=audio.shape[1])
+        audio = audio * (torch.arange(audio.shape[1]) < lengths[:, None])  # no ringing past the end
+        return SampleBank(list(self.names), audio.contiguous(), lengths, sample_rate,
+                          self.root, list(self.skipped))
+
+
+def audio_files(folder: Path) -> list[Path]:
+    """Audio files below `folder`, sorted so that sample order is stable across machines."""
+    files = [p for p in folder.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES and p.is_file()]
+    return sorted(files, key=lambda p: p.relative_to(folder).as_posix())
+
+
+def decode_one_shot(path: Path, sample_rate: int, max_seconds: float) -> np.ndarray:
+    """One file → mono float32 at `sample_rate`: trimmed, normalised, capped. Raises SampleError."""
+    try:
+        info = sf.info(str(path))
+    except Exception as exc:  # soundfile raises LibsndfileError, RuntimeError, TypeError…
+        raise SampleError(f"not a readable audio file ({_short(exc)})") from None
+    if info.frames <= 0 or info.samplerate <= 0:
+        raise SampleError("no audio frames")
+    limit = int((max_seconds + MAX_LEADING_SECONDS) * info.samplerate)
+    try:
+        data, rate = sf.read(str(path), frames=min(info.frames, limit), dtype="float32",
+                             always_2d=True)
+    except Exception as exc:
+        raise SampleError(f"cannot decode ({_short(exc)})") from None
+    if data.size == 0:
+        raise SampleError("no audio frames")
+    mono = data.mean(axis=1)
+    if not np.all(np.isfinite(mono)):
+        raise SampleError("contains NaN or infinite values")
+    peak = float(np.abs(mono).max())
+    if peak <= 1e-6:
+        raise SampleError("silent")
+    mono = mono / peak
+    start = int(np.argmax(np.abs(mono) > SILENCE))
+    cap = int(max_seconds * rate)
+    mono = mono[start:start + cap]
+    if len(mono) == cap:
+        fade = min(len(mono), int(FADE_SECONDS * rate))
+        mono[-fade:] *= np.linspace(1.0, 0.0, fade, dtype=np.float32)
+    if rate != sample_rate:
+        mono = AF.resample(torch.from_numpy(np.ascontiguousarray(mono)), rate, sample_rate).numpy()
+        mono = mono / max(float(np.abs(mono).max()), 1e-9)
+    return np.ascontiguousarray(mono, dtype=np.float32)
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return (text[0] if text else type(exc).__name__)[:200]
+
+
+def folder_key(files: list[Path], folder: Path, sample_rate: int, max_seconds: float) -> str:
+    """Hash of every file's name and bytes plus the decode settings: the cache key."""
+    digest = hashlib.sha256(f"v{CACHE_VERSION}:{sample_rate}:{max_seconds}".encode())
+    for path in files:
+        digest.update(path.relative_to(folder).as_posix().encode() + b"\0")
+        with open(path, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+        digest.update(b"\1")
+    return digest.hexdigest()[:32]
+
+
+def cache_dir() -> Path:
+    """Where decoded banks and other rebuildable files go (`$DEEPDRUMMER_CACHE` overrides)."""
+    base = os.environ.get("DEEPDRUMMER_CACHE") or Path.home() / ".cache" / "deepdrummer-live"
+    return Path(base)
+
+
+def load_library(folder: str | Path, sample_rate: int = DEFAULT_SAMPLE_RATE,
+                 max_seconds: float = DEFAULT_MAX_SECONDS, use_cache: bool = True) -> SampleBank:
+    """Load every one-shot below `folder`. Raises SampleError if none is usable."""
+    folder = Path(folder).expanduser().resolve()
+    if not folder.is_dir():
+        raise SampleError(f"sample folder not found: {folder}")
+    files = audio_files(folder)
+    key = folder_key(files, folder, sample_rate, max_seconds)
+    cached = cache_dir() / "banks" / f"{key}.npz"
+    if use_cache and cached.exists():
+        bank = _read_cache(cached, folder)
+        if bank is not None:
+            return bank
+    rows: list[np.ndarray] = []
+    names: list[str] = []
+    skipped: list[dict[str, str]] = []
+    for path in files:
+        name = path.relative_to(folder).as_posix()
+        try:
+            rows.append(decode_one_shot(path, sample_rate, max_seconds))
+            names.append(name)
+        except SampleError as exc:
+            skipped.append({"path": name, "reason": str(exc)})
+    if not rows:
+        raise SampleError(f"no usable audio files in {folder} ({len(skipped)} skipped)")
+    longest = max(len(r) for r in rows)
+    audio = np.zeros((len(rows), longest), dtype=np.float32)
+    for i, row in enumerate(rows):
+        audio[i, :len(row)] = row
+    lengths = np.array([len(r) for r in rows], dtype=np.int64)
+    bank = SampleBank(names, torch.from_numpy(audio), torch.from_numpy(lengths), sample_rate,
+                      str(folder), skipped)
+    if use_cache:
+        _write_cache(cached, bank)
+    return bank
+
+
+def _write_cache(path: Path, bank: SampleBank) -> None:
+    """Write atomically: a half-written cache must never be read back."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    meta = json.dumps({"names": bank.names, "skipped": bank.skipped,
+                       "sample_rate": bank.sample_rate})
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.npz")
+    np.savez(tmp, audio=bank.audio.numpy(), lengths=bank.lengths.numpy(), meta=np.array(meta))
+    os.replace(tmp, path)
+
+
+def _read_cache(path: Path, folder: Path) -> SampleBank | None:
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            meta = json.loads(str(data["meta"]))
+            return SampleBank(meta["names"], torch.from_numpy(data["audio"].copy()),
+                              torch.from_numpy(data["lengths"].copy()), int(meta["sample_rate"]),
+                              str(folder), meta["skipped"])
+    except Exception:
+        return None  # a damaged cache is rebuilt, never trusted
