@@ -19,6 +19,13 @@ class CliError(Exception):
     """A user mistake we can name in one line (exit code 2)."""
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse, but a mistake is one line on stderr (and exit code 2), not a usage dump."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
 def positive_float(text: str) -> float:
     try:
         value = float(text)
@@ -68,13 +75,12 @@ def cmd_samples_info(args: argparse.Namespace) -> int:
 
 
 def cmd_samples_build(args: argparse.Namespace) -> int:
-    from .kit import build_kit, default_kit_dir, kit_report
+    from .kit import build_kit, default_kit_dir, format_kit_report, kit_report
 
     out = Path(args.out) if args.out else default_kit_dir(build=False)
     files = build_kit(out, seed=args.seed)
     print(f"wrote {len(files)} one-shots to {out}")
-    for category, row in kit_report(out).items():
-        print(f"  {category:12s} {row}")
+    print(format_kit_report(kit_report(out)))
     return 0
 
 
@@ -96,7 +102,7 @@ def cmd_render(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="deepdrummer-live",
         description="Find drum grooves you love: rate loops, and a critic learns your taste.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
