@@ -25,7 +25,7 @@ DEFAULT_MAX_SECONDS = 2.0
 SILENCE = 10 ** (-60 / 20)  # -60 dBFS after normalisation: below this is leading silence
 FADE_SECONDS = 0.005  # fade where a sample is cut at the length cap, to avoid a click
 MAX_LEADING_SECONDS = 5.0  # read at most this much silence before giving up on a file
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: rows stored back to back, without the padding
 
 
 class SampleError(ValueError):
@@ -107,6 +107,7 @@ def decode_one_shot(path: Path, sample_rate: int, max_seconds: float) -> np.ndar
         mono[-fade:] *= np.linspace(1.0, 0.0, fade, dtype=np.float32)
     if rate != sample_rate:
         mono = AF.resample(torch.from_numpy(np.ascontiguousarray(mono)), rate, sample_rate).numpy()
+        mono = mono[:int(max_seconds * sample_rate)]  # resampling rounds the length up
         mono = mono / max(float(np.abs(mono).max()), 1e-9)
     return np.ascontiguousarray(mono, dtype=np.float32)
 
@@ -117,13 +118,19 @@ def _short(exc: BaseException) -> str:
 
 
 def folder_key(files: list[Path], folder: Path, sample_rate: int, max_seconds: float) -> str:
-    """Hash of every file's name and bytes plus the decode settings: the cache key."""
+    """Hash of every file's name and bytes plus the decode settings: the cache key.
+
+    A file that cannot be opened is hashed as such (decoding then reports it), never raised.
+    """
     digest = hashlib.sha256(f"v{CACHE_VERSION}:{sample_rate}:{max_seconds}".encode())
     for path in files:
         digest.update(path.relative_to(folder).as_posix().encode() + b"\0")
-        with open(path, "rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
+        try:
+            with open(path, "rb") as handle:
+                for block in iter(lambda: handle.read(1 << 20), b""):
+                    digest.update(block)
+        except OSError as exc:
+            digest.update(f"unreadable: {type(exc).__name__}".encode())
         digest.update(b"\1")
     return digest.hexdigest()[:32]
 
@@ -172,21 +179,34 @@ def load_library(folder: str | Path, sample_rate: int = DEFAULT_SAMPLE_RATE,
 
 
 def _write_cache(path: Path, bank: SampleBank) -> None:
-    """Write atomically: a half-written cache must never be read back."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write atomically: a half-written cache must never be read back. The rows go back to
+    back without their padding (a quarter of the size for a typical kit). A cache that cannot
+    be written (read-only or full disk) only costs the next start its speed."""
     meta = json.dumps({"names": bank.names, "skipped": bank.skipped,
-                       "sample_rate": bank.sample_rate})
+                       "sample_rate": bank.sample_rate, "width": bank.audio.shape[1]})
+    lengths = bank.lengths.numpy()
+    flat = np.concatenate([row[:n] for row, n in zip(bank.audio.numpy(), lengths, strict=True)])
     tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.npz")
-    np.savez(tmp, audio=bank.audio.numpy(), lengths=bank.lengths.numpy(), meta=np.array(meta))
-    os.replace(tmp, path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        np.savez(tmp, audio=flat, lengths=lengths, meta=np.array(meta))
+        os.replace(tmp, path)
+    except OSError:
+        tmp.unlink(missing_ok=True)
 
 
 def _read_cache(path: Path, folder: Path) -> SampleBank | None:
     try:
         with np.load(path, allow_pickle=False) as data:
             meta = json.loads(str(data["meta"]))
-            return SampleBank(meta["names"], torch.from_numpy(data["audio"].copy()),
-                              torch.from_numpy(data["lengths"].copy()), int(meta["sample_rate"]),
-                              str(folder), meta["skipped"])
+            flat, lengths = data["audio"], data["lengths"].astype(np.int64)
+        if lengths.sum() != len(flat) or len(lengths) != len(meta["names"]):
+            return None
+        audio = np.zeros((len(lengths), int(meta["width"])), dtype=np.float32)
+        ends = np.cumsum(lengths)
+        for row, start, end in zip(audio, ends - lengths, ends, strict=True):
+            row[:end - start] = flat[start:end]
+        return SampleBank(meta["names"], torch.from_numpy(audio), torch.from_numpy(lengths),
+                          int(meta["sample_rate"]), str(folder), meta["skipped"])
     except Exception:
         return None  # a damaged cache is rebuilt, never trusted

@@ -36,6 +36,8 @@ class Loop:
     def __post_init__(self) -> None:
         if len(self.grid) != len(self.samples):
             raise ValueError(f"{len(self.grid)} grid rows but {len(self.samples)} samples")
+        if not self.grid or not self.grid[0]:
+            raise ValueError("a loop needs at least one track and one step")
         if len({len(row) for row in self.grid}) > 1:
             raise ValueError("grid rows differ in length")
         if not 20.0 <= self.bpm <= 400.0:
@@ -55,7 +57,7 @@ class Loop:
         return hashlib.sha1(self.to_json().encode()).hexdigest()[:12]
 
     def to_dict(self) -> dict:
-        return {"bpm": self.bpm, "samples": list(self.samples),
+        return {"bpm": float(self.bpm), "samples": list(self.samples),
                 "grid": ["".join("x" if on else "." for on in row) for row in self.grid]}
 
     def to_json(self) -> str:
@@ -64,9 +66,14 @@ class Loop:
     @classmethod
     def from_dict(cls, data: dict) -> Loop:
         try:
-            grid = tuple(tuple(ch == "x" for ch in row) for row in data["grid"])
-            return cls(grid, tuple(str(s) for s in data["samples"]), float(data.get("bpm", 120)))
-        except (KeyError, TypeError) as exc:
+            rows, samples = data["grid"], data["samples"]
+            if isinstance(rows, str) or isinstance(samples, str):
+                raise TypeError("grid and samples must be lists")
+            if any(not isinstance(row, str) or set(row) - {"x", "."} for row in rows):
+                raise TypeError("grid rows must be strings of 'x' and '.'")
+            grid = tuple(tuple(ch == "x" for ch in row) for row in rows)
+            return cls(grid, tuple(str(s) for s in samples), float(data.get("bpm", DEFAULT_BPM)))
+        except (KeyError, TypeError, AttributeError) as exc:
             raise ValueError(f"not a loop: {exc}") from None
 
     @classmethod

@@ -1,14 +1,15 @@
 """Batched renderer: many loops → audio in one call, plus WAV and MIDI export.
 
-A loop's track is a train of impulses (its hits) convolved with its sample. In the frequency
-domain that is a product, and the impulse train's spectrum is the grid times a fixed matrix of
-phases, so a whole batch renders as one matrix product, one gather-multiply and one inverse FFT:
-no Python loop over loops or steps.
+No Python loop over loops or steps: a whole batch renders as a few tensor operations.
 
 Two forms, as in the paper:
 - `bar`: one bar as heard inside a repeating loop (tails of the previous repetition wrap into
-  its start), which is what the critic hears, in training and in scoring alike;
-- `listening`: 4 bars plus 1 s of tail, which is what a person hears.
+  its start), which is what the critic hears, in training and in scoring alike. Rendered in the
+  time domain as one batched matrix product (see `Renderer._render_bar`);
+- `listening`: 4 bars plus 1 s of tail, which is what a person hears. A track's hits are an
+  impulse train convolved with its sample; in the frequency domain the train's spectrum is the
+  grid times a fixed matrix of phases, so the batch is one matrix product, one multiply and one
+  inverse FFT.
 """
 
 from __future__ import annotations
@@ -49,8 +50,26 @@ def listening_length(steps: int, bpm: float, sample_rate: int) -> int:
     return LISTEN_BARS * bar_length(steps, bpm, sample_rate) + round(TAIL_SECONDS * sample_rate)
 
 
+def phase_period(offsets: list[int], n: int) -> int:
+    """Smallest P such that step s + P starts exactly n·P/steps samples after step s.
+
+    1 when steps are a whole number of samples apart (16 or 48 kHz at 120 bpm); 4 at 44.1 kHz
+    and 120 bpm (a step is 5512.5 samples, a beat 22050); `steps` (always true) otherwise.
+    """
+    steps = len(offsets)
+    for period in range(1, steps):
+        blocks = steps // period
+        if steps % period or n % blocks:
+            continue
+        if all(offsets[s + period] - offsets[s] == n // blocks for s in range(steps - period)):
+            return period
+    return steps
+
+
 class Renderer:
     """Renders `LoopBatch`es over one `SampleBank`, on the bank's device and at its rate."""
+
+    CACHE_BYTES = 12 << 20  # working set per chunk of the bar path: stays in the CPU's cache
 
     def __init__(self, bank: SampleBank, device: torch.device | str | None = None,
                  chunk: int = 16) -> None:
@@ -58,21 +77,15 @@ class Renderer:
         self.device = torch.device(device or "cpu")
         self.audio = bank.audio.to(self.device)
         self.sample_rate = bank.sample_rate
-        self.chunk = chunk  # loops per inner step: bounds memory, not speed
-        self._bar_spectra: dict[int, torch.Tensor] = {}
+        self.chunk = chunk  # most loops per inner step: bounds memory
+        self._folded: dict[int, torch.Tensor] = {}
         self._phases: dict[tuple, torch.Tensor] = {}
-        self._tiled: dict[tuple, torch.Tensor] = {}
 
     def bar(self, batch: LoopBatch, bpm: float = DEFAULT_BPM) -> torch.Tensor:
         """[B, bar_length] float32: one bar of each loop in steady state (circular)."""
         steps = batch.grid.shape[-1]
         n = bar_length(steps, bpm, self.sample_rate)
-        spectra = self._folded_spectra(n)
-        offsets = step_offsets(steps, bpm, self.sample_rate)
-        if n % steps == 0 and offsets == [s * (n // steps) for s in range(steps)]:
-            return self._render_even(batch, n, spectra)
-        phases = self._phase_matrix(tuple(offsets), n)
-        return self._render(batch, n, phases, lambda rows: spectra[rows])
+        return self._render_bar(batch, n, step_offsets(steps, bpm, self.sample_rate))
 
     def listening(self, batch: LoopBatch, bpm: float = DEFAULT_BPM) -> torch.Tensor:
         """[B, listening_length] float32: 4 bars and 1 s of tail, as a person hears it."""
@@ -84,57 +97,70 @@ class Renderer:
                    for o in step_offsets(steps, bpm, self.sample_rate)]
         phases = self._phase_matrix(tuple(offsets), n_fft)
         repeated = LoopBatch(batch.grid.repeat(1, 1, LISTEN_BARS), batch.samples)
-        audio = self._render(repeated, n_fft, phases,
-                             lambda rows: torch.fft.rfft(self.audio[rows], n=n_fft))
-        return audio[:, :out_len]
+        return self._render(repeated, n_fft, out_len, phases)
 
-    def _render(self, batch: LoopBatch, n: int, phases: torch.Tensor, spectra_of) -> torch.Tensor:
-        """Any step offsets: impulse spectra = grid @ phases. Small chunks stay in cache."""
+    def _render_bar(self, batch: LoopBatch, n: int, offsets: list[int]) -> torch.Tensor:
+        """Time domain, as one batched matrix product per chunk of loops.
+
+        Each sample is first wrapped into one bar (`_folded_bank`). When steps repeat every P
+        steps, M = n/K samples apart (K = steps/P), step q + P·k starts at offsets[q] + k·M. The
+        k part is a circular shift by whole blocks: with the bar cut into K blocks of M samples,
+        it is a K×K circulant matrix of grid cells acting on the sample's blocks. So one product
+        [P·K, T·K] @ [T·K, M] per loop sums every track's hits for each phase q, and the P phases
+        are then added in at their offsets. Work per loop: T·steps·n multiply-adds (dense), no
+        FFT, and the sum is exact up to float32 rounding.
+        """
+        loops, tracks, steps = batch.grid.shape
+        period = phase_period(offsets, n)
+        blocks = steps // period
+        width = n // blocks
+        k = torch.arange(blocks, device=self.device)
+        circulant = (k[:, None] - k[None, :]) % blocks  # [k_out, k_in] → grid block k_out - k_in
+        grid = batch.grid.to(self.device, torch.float32).reshape(loops, tracks, blocks, period)
+        mats = (grid * MIX_GAIN)[:, :, circulant, :]  # [B, T, K_out, K_in, P]
+        mats = mats.permute(0, 4, 2, 1, 3).reshape(loops, period * blocks, tracks * blocks)
+        rows = batch.samples.to(self.device).reshape(-1)
+        folded = self._folded_bank(n)
+        chunk = max(1, min(self.chunk, self.CACHE_BYTES // ((tracks + period) * n * 4)))
+        gathered = torch.empty(chunk * tracks, n, device=self.device)  # reused: no page faults
+        phases = torch.empty(chunk, period * blocks, width, device=self.device)
+        out = torch.empty(loops, n, device=self.device)
+        for start in range(0, loops, chunk):
+            c = min(chunk, loops - start)
+            samples = torch.index_select(folded, 0, rows[start * tracks:(start + c) * tracks],
+                                         out=gathered[:c * tracks])
+            parts = torch.bmm(mats[start:start + c], samples.view(c, tracks * blocks, width),
+                              out=phases[:c]).view(c, period, n)
+            mix = out[start:start + c]
+            mix.copy_(parts[:, 0])  # offsets[0] == 0
+            for q in range(1, period):
+                d = offsets[q]
+                mix[:, d:] += parts[:, q, :n - d]
+                mix[:, :d] += parts[:, q, n - d:]
+        return out
+
+    def _render(self, batch: LoopBatch, n: int, out_len: int, phases: torch.Tensor) -> torch.Tensor:
+        """Any step offsets, linear: impulse spectra = grid @ phases (real and imaginary parts
+        interleaved, so one real product), times the samples' spectra, summed, inverse FFT."""
         grid = batch.grid.to(self.device, torch.float32)
         rows = batch.samples.to(self.device)
-        real, imag = phases.real.contiguous(), phases.imag.contiguous()
-        out = []
+        interleaved = torch.view_as_real(phases).reshape(phases.shape[0], -1)
+        out = torch.empty(len(batch), out_len, device=self.device)
         for start in range(0, len(batch), self.chunk):
             g, r = grid[start:start + self.chunk], rows[start:start + self.chunk]
-            hits = torch.complex(g @ real, g @ imag)  # [b, T, F]
-            mix = (hits * spectra_of(r)).sum(dim=1)
-            out.append(torch.fft.irfft(mix, n=n) * MIX_GAIN)
-        return torch.cat(out) if out else torch.zeros(0, n, device=self.device)
+            hits = torch.view_as_complex((g @ interleaved).view(*g.shape[:2], -1, 2))
+            mix = (hits * torch.fft.rfft(self.audio[r], n=n)).sum(dim=1)
+            out[start:start + len(g)] = torch.fft.irfft(mix, n=n)[:, :out_len] * MIX_GAIN
+        return out
 
-    def _render_even(self, batch: LoopBatch, n: int, spectra: torch.Tensor) -> torch.Tensor:
-        """Steps an exact number of samples apart: an impulse train's spectrum repeats every
-        `steps` bins, so it is a length-`steps` DFT of the grid, tiled: no big matrix product."""
-        steps = batch.grid.shape[-1]
-        bins = spectra.shape[1]
-        padded_bins = -(-bins // steps) * steps
-        tiled = self._tiled_spectra(n, steps, padded_bins)  # [N, bins/steps, steps]
-        dft = self._phase_matrix(tuple(s * (n // steps) for s in range(steps)), n)[:, :steps]
-        grid = batch.grid.to(self.device, torch.complex64)
-        rows = batch.samples.to(self.device)
-        out = []
-        for start in range(0, len(batch), self.chunk):
-            hits = grid[start:start + self.chunk] @ dft  # [b, T, steps]
-            mix = (hits[:, :, None, :] * tiled[rows[start:start + self.chunk]]).sum(dim=1)
-            mix = mix.reshape(len(hits), padded_bins)[:, :bins]
-            out.append(torch.fft.irfft(mix, n=n) * MIX_GAIN)
-        return torch.cat(out) if out else torch.zeros(0, n, device=self.device)
-
-    def _tiled_spectra(self, n: int, steps: int, padded_bins: int) -> torch.Tensor:
-        key = (n, steps, padded_bins)
-        if key not in self._tiled:
-            spectra = self._folded_spectra(n)
-            padded = torch.nn.functional.pad(spectra, (0, padded_bins - spectra.shape[1]))
-            self._tiled[key] = padded.reshape(len(spectra), padded_bins // steps, steps)
-        return self._tiled[key]
-
-    def _folded_spectra(self, n: int) -> torch.Tensor:
-        """Each sample wrapped into one bar (its tail re-enters at the start), as spectra."""
-        if n not in self._bar_spectra:
+    def _folded_bank(self, n: int) -> torch.Tensor:
+        """[N, n]: each sample wrapped into one bar (its tail re-enters at the start)."""
+        if n not in self._folded:
             audio = self.audio
             pad = (-audio.shape[1]) % n
             folded = torch.nn.functional.pad(audio, (0, pad)).reshape(len(audio), -1, n).sum(1)
-            self._bar_spectra[n] = torch.fft.rfft(folded)
-        return self._bar_spectra[n]
+            self._folded[n] = folded.contiguous()
+        return self._folded[n]
 
     def _phase_matrix(self, offsets: tuple[int, ...], n: int) -> torch.Tensor:
         """[S, F] complex: the spectrum of a unit impulse at each step's offset."""
