@@ -43,8 +43,9 @@ def bpm_value(text: str) -> float:
     return value
 
 
-def load_bank(samples: str | None, sample_rate: int | None = None):
-    """The library at `samples`, or our own kit; a clear CliError when it cannot be loaded."""
+def load_bank(samples: str | None, sample_rate: int | None = None, strict: bool = False):
+    """The library at `samples`, or our own kit; a clear CliError when it cannot be loaded
+    (with `strict`, the SampleError itself, which lists every skipped file's reason)."""
     from .kit import default_kit_dir
     from .library import DEFAULT_SAMPLE_RATE, SampleError, load_library
 
@@ -52,11 +53,54 @@ def load_bank(samples: str | None, sample_rate: int | None = None):
     try:
         return load_library(folder, sample_rate or DEFAULT_SAMPLE_RATE)
     except SampleError as exc:
+        if strict:
+            raise
         raise CliError(str(exc)) from None
 
 
+def unit_float(text: str) -> float:
+    """A probability such as a density: a number within 0–1."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be within 0–1, got {text}")
+    return value
+
+
+def natural(text: str) -> int:
+    """A whole number >= 0 (seeds)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if not 0 <= value < 2**63:
+        raise argparse.ArgumentTypeError(f"must be within 0–2^63, got {text}")
+    return value
+
+
+def output_file(text: str) -> Path:
+    """A file we are about to write: its folder must exist and it must not be a folder."""
+    path = Path(text).expanduser()
+    if path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text} is a folder, not a file")
+    if not path.parent.is_dir():
+        raise argparse.ArgumentTypeError(f"folder {path.parent} does not exist")
+    return path
+
+
 def cmd_samples_info(args: argparse.Namespace) -> int:
-    bank = load_bank(args.dir)
+    from .library import SampleError
+
+    try:
+        bank = load_bank(args.dir, strict=True)
+    except SampleError as exc:
+        if args.dir and Path(args.dir).is_dir():  # nothing usable: still report every reason
+            info = {"root": str(Path(args.dir).resolve()), "count": 0,
+                    "skipped": exc.skipped, "samples": []}
+            _print_info(info, args.json)
+        raise CliError(str(exc)) from None
     info = {"root": bank.root, "count": len(bank), "sample_rate": bank.sample_rate,
             "skipped": bank.skipped, "samples": bank.names}
     try:
@@ -65,20 +109,30 @@ def cmd_samples_info(args: argparse.Namespace) -> int:
         info["roles"] = dict(zip(bank.names, classify_bank(bank), strict=True))
     except ImportError:
         pass
-    if args.json:
-        print(json.dumps(info))
-    else:
-        print(f"{info['count']} samples loaded from {bank.root} at {bank.sample_rate} Hz")
-        for item in bank.skipped:
-            print(f"  skipped {item['path']}: {item['reason']}")
+    _print_info(info, args.json)
     return 0
+
+
+def _print_info(info: dict, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(info))
+        return
+    rate = f" at {info['sample_rate']} Hz" if "sample_rate" in info else ""
+    print(f"{info['count']} samples loaded from {info['root']}{rate}")
+    for item in info["skipped"]:
+        print(f"  skipped {item['path']}: {item['reason']}")
 
 
 def cmd_samples_build(args: argparse.Namespace) -> int:
     from .kit import build_kit, default_kit_dir, format_kit_report, kit_report
 
-    out = Path(args.out) if args.out else default_kit_dir(build=False)
-    files = build_kit(out, seed=args.seed)
+    out = Path(args.out).expanduser() if args.out else default_kit_dir(build=False)
+    if out.exists() and not out.is_dir():
+        raise CliError(f"--out {out} is a file, not a folder")
+    try:
+        files = build_kit(out, seed=args.seed)
+    except OSError as exc:
+        raise CliError(f"cannot write the kit to {out}: {exc.strerror or exc}") from None
     print(f"wrote {len(files)} one-shots to {out}")
     print(format_kit_report(kit_report(out)))
     return 0
@@ -91,12 +145,18 @@ def cmd_render(args: argparse.Namespace) -> int:
     bank = load_bank(args.samples)
     loop = random_loop(bank, args.seed, bpm=args.bpm, density=args.density)
     audio = Renderer(bank).listening(LoopBatch.from_loops([loop], bank), args.bpm)[0]
-    write_wav(args.out, audio, bank.sample_rate)
+    try:
+        write_wav(args.out, audio, bank.sample_rate)
+    except (OSError, RuntimeError) as exc:  # soundfile reports a failed open as RuntimeError
+        raise CliError(f"cannot write {args.out}: {exc}") from None
     print(f"wrote {args.out} ({audio.shape[0] / bank.sample_rate:.2f} s, {args.bpm:g} bpm)")
     for track, (name, row) in enumerate(zip(loop.samples, loop.to_dict()["grid"], strict=True)):
         print(f"  track {track + 1}: {row}  {name}")
     if args.midi:
-        write_midi(args.midi, loop)
+        try:
+            write_midi(args.midi, loop)
+        except OSError as exc:
+            raise CliError(f"cannot write {args.midi}: {exc.strerror or exc}") from None
         print(f"wrote {args.midi}")
     return 0
 
@@ -117,16 +177,17 @@ def build_parser() -> argparse.ArgumentParser:
     info.set_defaults(handler=cmd_samples_info)
     build = samples_sub.add_parser("build", help="regenerate our own drum kit")
     build.add_argument("--out", help="output folder (default: the kit folder)")
-    build.add_argument("--seed", type=int, default=0)
+    build.add_argument("--seed", type=natural, default=0)
     build.set_defaults(handler=cmd_samples_build)
 
     render = sub.add_parser("render", help="render one random loop to WAV (and MIDI)")
-    render.add_argument("--seed", type=int, required=True)
+    render.add_argument("--seed", type=natural, required=True)
     render.add_argument("--samples", help="folder of one-shots (default: our kit)")
     render.add_argument("--bpm", type=bpm_value, default=120.0)
-    render.add_argument("--density", type=float, default=0.25)
-    render.add_argument("--out", required=True, help="WAV file to write")
-    render.add_argument("--midi", help="also write this standard MIDI file")
+    render.add_argument("--density", type=unit_float, default=0.25,
+                        help="probability that a step plays (0–1)")
+    render.add_argument("--out", type=output_file, required=True, help="WAV file to write")
+    render.add_argument("--midi", type=output_file, help="also write this standard MIDI file")
     render.set_defaults(handler=cmd_render)
 
     for register in _extra_commands():
@@ -147,8 +208,11 @@ def _extra_commands() -> list[Callable[[argparse._SubParsersAction], None]]:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    handler = getattr(args, "handler", None) or getattr(args, "func", None)
+    if handler is None:  # a subcommand module that set neither: its help is the best answer
+        parser.error(f"{args.command}: nothing to run")
     try:
-        return int(args.handler(args) or 0)
+        return int(handler(args) or 0)
     except CliError as exc:
         print(f"deepdrummer-live: error: {exc}", file=sys.stderr)
         return 2

@@ -200,12 +200,24 @@ class Critic(nn.Module):
             layers.append(nn.BatchNorm2d(c_out))
             c_in = c_out
         self.conv = nn.Sequential(*layers)
+        # Per-coefficient standardisation of the input (c0 is in the hundreds, the rest near
+        # one): set once from random loops by `set_input_stats`, saved with the weights.
+        self.register_buffer("input_shift", torch.zeros(1, 1, config.n_mfcc, 1))
+        self.register_buffer("input_scale", torch.ones(1, 1, config.n_mfcc, 1))
         self.flat = c_in * height * width
         self.dense = nn.Linear(self.flat, config.dense)
         self.out = nn.Linear(config.dense, 2)
 
+    def set_input_stats(self, features: torch.Tensor) -> None:
+        """Standardise inputs with the mean and spread of `features` [B, 1, n_mfcc, frames]."""
+        with torch.no_grad():
+            mean = features.mean(dim=(0, 3), keepdim=True)
+            std = features.std(dim=(0, 3), keepdim=True).clamp(min=1e-3)
+            self.input_shift.copy_(mean.to(self.input_shift))
+            self.input_scale.copy_((1.0 / std).to(self.input_scale))
+
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        x = self.conv(features).flatten(1)
+        x = self.conv((features - self.input_shift) * self.input_scale).flatten(1)
         return self.out(F.leaky_relu(self.dense(x), self.config.leak))
 
     def probability(self, features: torch.Tensor) -> torch.Tensor:
@@ -253,13 +265,16 @@ class FoldedCritic(nn.Module):
             self.dense = dense
             self.out = nn.Linear(critic.out.in_features, 2).to(critic.out.weight.device)
             self.out.load_state_dict(critic.out.state_dict())
+        self.register_buffer("input_shift", critic.input_shift.detach().clone())
+        self.register_buffer("input_scale", critic.input_scale.detach().clone())
         self.requires_grad_(False)
         self.eval()
         self.to(memory_format=torch.channels_last)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         """MFCC [B, 1, n_mfcc, frames] → P(like) [B]."""
-        x = features.contiguous(memory_format=torch.channels_last)
+        x = ((features - self.input_shift) * self.input_scale
+             ).contiguous(memory_format=torch.channels_last)
         for conv in self.convs:
             x = F.leaky_relu(conv(x), self.leak, inplace=True)
         x = F.leaky_relu(self.dense(x.flatten(1)), self.leak, inplace=True)

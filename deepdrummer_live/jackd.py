@@ -5,10 +5,12 @@ a JACK server with the `dummy` backend gives real MIDI and real audio ports that
 and sounddevice can use. The live tests, the MIDI timing benchmark and users without hardware
 (`python -m deepdrummer_live.jackd`) all bring one up the same way:
 
-    jackd -r -S --port-max 128 -n NAME -d dummy -r 48000 -p 256 -C 2 -P 2
+    jackd -R -P 70 -S --port-max 128 -n NAME -d dummy -r 48000 -p 256 -C 2 -P 2
 
 - `-S` (synchronous): without it a busy 2-core box loses or duplicates MIDI events;
-- `-r` (no realtime): no rtprio/memlock errors for unprivileged or containerised runs;
+- `-R -P 70` (real-time scheduling): measured on a loaded 2-core box, a server without it is
+  starved by torch threads and delivers MIDI up to 350 ms late; where real-time scheduling is
+  not allowed, `start()` falls back to `-r` (no realtime: no rtprio/memlock errors);
 - `--port-max 128` (before `-d`): keeps the shared memory at ~42 MB, under Docker's 64 MB /dev/shm;
 - a unique server name, `JACK_NO_START_SERVER=1` (a client must never spawn `jackd -d alsa`)
   and `JACK_NO_AUDIO_RESERVATION=1` (no dbus device reservation).
@@ -36,6 +38,7 @@ from pathlib import Path
 DEFAULT_RATE = 48000
 DEFAULT_PERIOD = 256
 DEFAULT_PORT_MAX = 128
+RT_PRIORITY = 70
 START_TIMEOUT = 10.0
 STOP_TIMEOUT = 10.0
 ENV_KEYS = ("JACK_DEFAULT_SERVER", "JACK_NO_START_SERVER", "JACK_NO_AUDIO_RESERVATION")
@@ -111,7 +114,8 @@ class JackServer:
     def __init__(self, name: str | None = None, rate: int = DEFAULT_RATE,
                  period: int = DEFAULT_PERIOD, sync: bool = True,
                  port_max: int = DEFAULT_PORT_MAX, channels: int = 2,
-                 log_path: str | Path | None = None, set_env: bool = True) -> None:
+                 log_path: str | Path | None = None, set_env: bool = True,
+                 realtime: bool | None = None) -> None:
         self.name = name or f"deepdrummer-{os.getpid()}-{secrets.token_hex(3)}"
         self.rate = rate
         self.period = period
@@ -119,6 +123,7 @@ class JackServer:
         self.port_max = port_max
         self.channels = channels
         self.set_env = set_env
+        self.realtime = realtime  # None: try real-time first, fall back to -r
         self.log_path = Path(log_path) if log_path else None
         self.process: subprocess.Popen | None = None
         self._log_handle = None
@@ -135,7 +140,7 @@ class JackServer:
 
     def command(self, jackd: str = "jackd") -> list[str]:
         """The exact command line (options before `-d`, backend options after it)."""
-        cmd = [jackd, "-r"]
+        cmd = [jackd, "-R", "-P", str(RT_PRIORITY)] if self.realtime else [jackd, "-r"]
         if self.sync:
             cmd.append("-S")
         cmd += ["--port-max", str(self.port_max), "-n", self.name, "-d", "dummy",
@@ -160,11 +165,22 @@ class JackServer:
         if jackd is None:
             raise JackError("jackd is not installed (Debian/Ubuntu: apt-get install jackd2)")
         self._wait_name_free(timeout)
+        if self.realtime is None:
+            self.realtime = True
+            try:
+                return self._start(jackd, timeout)
+            except JackError:
+                self.realtime = False  # no right to real-time scheduling here
+        return self._start(jackd, timeout)
+
+    def _start(self, jackd: str, timeout: float) -> JackServer:
         if self.log_path is None:
             handle = tempfile.NamedTemporaryFile(prefix=f"{self.name}-", suffix=".log",
                                                  delete=False)
             self.log_path = Path(handle.name)
             handle.close()
+        if self._log_handle is not None:
+            self._log_handle.close()
         self._log_handle = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
         env = {**os.environ, **self.env()}
         self.process = subprocess.Popen(
@@ -281,8 +297,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--period", type=int, default=DEFAULT_PERIOD)
     parser.add_argument("--async", dest="sync", action="store_false",
                         help="asynchronous mode (not recommended: MIDI events can be lost)")
+    parser.add_argument("--no-realtime", dest="realtime", action="store_const", const=False,
+                        default=None, help="never ask for real-time scheduling (-r)")
     args = parser.parse_args(argv)
-    server = JackServer(args.name, args.rate, args.period, args.sync, set_env=False)
+    server = JackServer(args.name, args.rate, args.period, args.sync, set_env=False,
+                        realtime=args.realtime)
     try:
         server.start()
     except JackError as exc:

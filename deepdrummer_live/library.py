@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,7 +30,12 @@ CACHE_VERSION = 2  # 2: rows stored back to back, without the padding
 
 
 class SampleError(ValueError):
-    """A file that cannot be used as a one-shot; the message says why."""
+    """A file (or folder) that cannot be used; the message says why. When a whole folder has
+    nothing usable, `skipped` still lists each file's reason, so a report can show them."""
+
+    def __init__(self, message: str, skipped: list[dict[str, str]] | None = None) -> None:
+        super().__init__(message)
+        self.skipped = skipped or []
 
 
 @dataclass
@@ -59,9 +65,20 @@ class SampleBank:
         return Path(self.root) / name
 
     def resampled(self, sample_rate: int) -> SampleBank:
-        """The same bank at another rate (the critic listens at a lower rate than we play)."""
+        """The same bank at another rate (the critic listens at a lower rate than we play).
+
+        Kept per rate on this bank: resampling a whole kit takes a second or so, and the
+        engine, critic and sampler each ask for the critic's rate.
+        """
         if sample_rate == self.sample_rate:
             return self
+        if not hasattr(self, "_resampled"):
+            self._resampled: dict[int, SampleBank] = {}
+        if sample_rate not in self._resampled:
+            self._resampled[sample_rate] = self._resample(sample_rate)
+        return self._resampled[sample_rate]
+
+    def _resample(self, sample_rate: int) -> SampleBank:
         audio = AF.resample(self.audio, self.sample_rate, sample_rate)
         lengths = torch.ceil(self.lengths * (sample_rate / self.sample_rate)).long()
         lengths = lengths.clamp(max=audio.shape[1])
@@ -79,7 +96,11 @@ def audio_files(folder: Path) -> list[Path]:
 def decode_one_shot(path: Path, sample_rate: int, max_seconds: float) -> np.ndarray:
     """One file → mono float32 at `sample_rate`: trimmed, normalised, capped. Raises SampleError."""
     try:
+        if path.stat().st_size == 0:
+            raise SampleError("empty file (0 bytes)")
         info = sf.info(str(path))
+    except SampleError:
+        raise
     except Exception as exc:  # soundfile raises LibsndfileError, RuntimeError, TypeError…
         raise SampleError(f"not a readable audio file ({_short(exc)})") from None
     if info.frames <= 0 or info.samplerate <= 0:
@@ -97,7 +118,9 @@ def decode_one_shot(path: Path, sample_rate: int, max_seconds: float) -> np.ndar
         raise SampleError("contains NaN or infinite values")
     peak = float(np.abs(mono).max())
     if peak <= 1e-6:
-        raise SampleError("silent")
+        seconds = len(mono) / rate
+        raise SampleError("silent" if len(mono) == info.frames
+                          else f"silent for its first {seconds:g} s")
     mono = mono / peak
     start = int(np.argmax(np.abs(mono) > SILENCE))
     cap = int(max_seconds * rate)
@@ -113,8 +136,12 @@ def decode_one_shot(path: Path, sample_rate: int, max_seconds: float) -> np.ndar
 
 
 def _short(exc: BaseException) -> str:
+    """First line of a decoder's message, without the "Error opening '<path>': " prefix (the
+    report already names the file)."""
     text = str(exc).strip().splitlines()
-    return (text[0] if text else type(exc).__name__)[:200]
+    line = text[0] if text else type(exc).__name__
+    line = re.sub(r"^Error opening .*?: ", "", line)
+    return line[:200]
 
 
 def folder_key(files: list[Path], folder: Path, sample_rate: int, max_seconds: float) -> str:
@@ -164,8 +191,10 @@ def load_library(folder: str | Path, sample_rate: int = DEFAULT_SAMPLE_RATE,
             names.append(name)
         except SampleError as exc:
             skipped.append({"path": name, "reason": str(exc)})
+    if not files:
+        raise SampleError(f"no audio files (WAV, AIFF, FLAC or OGG) in {folder}")
     if not rows:
-        raise SampleError(f"no usable audio files in {folder} ({len(skipped)} skipped)")
+        raise SampleError(f"no usable audio files in {folder} ({len(skipped)} skipped)", skipped)
     longest = max(len(r) for r in rows)
     audio = np.zeros((len(rows), longest), dtype=np.float32)
     for i, row in enumerate(rows):

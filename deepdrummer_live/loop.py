@@ -73,7 +73,7 @@ class Loop:
                 raise TypeError("grid rows must be strings of 'x' and '.'")
             grid = tuple(tuple(ch == "x" for ch in row) for row in rows)
             return cls(grid, tuple(str(s) for s in samples), float(data.get("bpm", DEFAULT_BPM)))
-        except (KeyError, TypeError, AttributeError) as exc:
+        except (KeyError, TypeError, AttributeError, ValueError) as exc:
             raise ValueError(f"not a loop: {exc}") from None
 
     @classmethod
@@ -103,6 +103,12 @@ class LoopBatch:
 
     @classmethod
     def from_loops(cls, loops: list[Loop], bank: SampleBank) -> LoopBatch:
+        """Loops of one shape → tensors; a sample missing from `bank` is a KeyError naming it."""
+        if not loops:
+            return cls(torch.zeros((0, TRACKS, STEPS), dtype=torch.bool),
+                       torch.zeros((0, TRACKS), dtype=torch.long))
+        if len({(loop.tracks, loop.steps) for loop in loops}) > 1:
+            raise ValueError("loops in one batch must have the same tracks × steps")
         grid = torch.tensor([loop.grid for loop in loops], dtype=torch.bool)
         rows = torch.tensor([[bank.index(s) for s in loop.samples] for loop in loops],
                             dtype=torch.long)
@@ -144,13 +150,21 @@ class Constraints:
         if self.reference is not None:
             ref = LoopBatch.from_loops([self.reference], bank)
             tracks = min(grid.shape[1], ref.grid.shape[1])
-            lock_g = torch.tensor(self.locked_grid[:tracks], dtype=torch.bool)
-            lock_s = torch.tensor(self.locked_sample[:tracks], dtype=torch.bool)
-            grid[:, :tracks][:, lock_g] = ref.grid[0, :tracks][lock_g].to(grid.device)
-            rows[:, :tracks][:, lock_s] = ref.samples[0, :tracks][lock_s].to(rows.device)
+            lock_g = _mask(self.locked_grid, tracks, grid.device)
+            lock_s = _mask(self.locked_sample, tracks, grid.device)
+            ref_grid = ref.grid[0, :tracks].to(grid.device)
+            ref_rows = ref.samples[0, :tracks].to(rows.device)
+            grid[:, :tracks][:, lock_g] = ref_grid[lock_g]
+            rows[:, :tracks][:, lock_s] = ref_rows[lock_s]
         if self.four_on_the_floor:
             grid[:, FOTF_TRACK, ::STEPS_PER_BEAT] = True
         return LoopBatch(grid, rows)
+
+
+def _mask(flags: tuple[bool, ...], tracks: int, device: torch.device) -> torch.Tensor:
+    """Per-track lock flags as a mask of exactly `tracks` entries (missing ones unlocked)."""
+    padded = (tuple(flags) + (False,) * tracks)[:tracks]
+    return torch.tensor(padded, dtype=torch.bool, device=device)
 
 
 def random_batch(n: int, n_samples: int, generator: torch.Generator, tracks: int = TRACKS,
@@ -163,10 +177,18 @@ def random_batch(n: int, n_samples: int, generator: torch.Generator, tracks: int
 
 def mutate_batch(batch: LoopBatch, n_samples: int, generator: torch.Generator,
                  p_flip: float = P_FLIP, p_sample: float = P_SAMPLE) -> LoopBatch:
-    """The paper's symmetric proposal: flip cells with p_flip, redraw samples with p_sample."""
-    flips = torch.rand(batch.grid.shape, generator=generator) < p_flip
-    redraw = torch.rand(batch.samples.shape, generator=generator) < p_sample
-    fresh = torch.randint(0, n_samples, batch.samples.shape, generator=generator)
+    """The paper's symmetric proposal: flip cells with p_flip, redraw samples with p_sample.
+
+    The random numbers come from `generator` on its own device (a CPU generator for a batch
+    on the GPU too), so a seed gives the same proposals wherever the batch lives.
+    """
+    device = batch.grid.device
+    flips = torch.rand(batch.grid.shape, generator=generator, device=generator.device) < p_flip
+    redraw = torch.rand(batch.samples.shape, generator=generator,
+                        device=generator.device) < p_sample
+    fresh = torch.randint(0, n_samples, batch.samples.shape, generator=generator,
+                          device=generator.device)
+    flips, redraw, fresh = flips.to(device), redraw.to(device), fresh.to(device)
     return LoopBatch(batch.grid ^ flips, torch.where(redraw, fresh, batch.samples))
 
 

@@ -716,3 +716,20 @@ def build_device(out_path: str | Path | None = None) -> Path:
         if source.resolve() != target.resolve():
             shutil.copyfile(source, target)
     return out
+
+
+def stale_devices(folder: str | Path | None = None) -> list[Path]:
+    """Devices (and JS files) in `folder` that differ from a fresh build: [] when up to date."""
+    folder = Path(folder) if folder else SOURCES
+    if folder.suffix == ".amxd":
+        folder = folder.parent
+    expected = {DEVICE_NAME: pack_amxd(build_patcher("midi"), "midi_effect"),
+                SAMPLER_NAME: pack_amxd(build_patcher("sampler"), "instrument")}
+    for name in JS_FILES:
+        expected[name] = (SOURCES / name).read_bytes()
+    stale = []
+    for name, data in expected.items():
+        path = folder / name
+        if not path.is_file() or path.read_bytes() != data:
+            stale.append(path)
+    return stale

@@ -6,15 +6,12 @@ Two forms, as in the paper:
 - `bar`: one bar as heard inside a repeating loop (tails of the previous repetition wrap into
   its start), which is what the critic hears, in training and in scoring alike. Rendered in the
   time domain as one batched matrix product (see `Renderer._render_bar`);
-- `listening`: 4 bars plus 1 s of tail, which is what a person hears. A track's hits are an
-  impulse train convolved with its sample; in the frequency domain the train's spectrum is the
-  grid times a fixed matrix of phases, so the batch is one matrix product, one multiply and one
-  inverse FFT.
+- `listening`: 4 bars plus 1 s of tail, which is what a person hears: the same product over
+  a period long enough that no tail wraps, overlap-added once per bar.
 """
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import mido
@@ -70,6 +67,7 @@ class Renderer:
     """Renders `LoopBatch`es over one `SampleBank`, on the bank's device and at its rate."""
 
     CACHE_BYTES = 12 << 20  # working set per chunk of the bar path: stays in the CPU's cache
+    FOLDED_KEEP = 2  # bar lengths whose folded bank is kept (the current tempo, the last one)
 
     def __init__(self, bank: SampleBank, device: torch.device | str | None = None,
                  chunk: int = 16) -> None:
@@ -79,7 +77,6 @@ class Renderer:
         self.sample_rate = bank.sample_rate
         self.chunk = chunk  # most loops per inner step: bounds memory
         self._folded: dict[int, torch.Tensor] = {}
-        self._phases: dict[tuple, torch.Tensor] = {}
 
     def bar(self, batch: LoopBatch, bpm: float = DEFAULT_BPM) -> torch.Tensor:
         """[B, bar_length] float32: one bar of each loop in steady state (circular)."""
@@ -88,21 +85,32 @@ class Renderer:
         return self._render_bar(batch, n, step_offsets(steps, bpm, self.sample_rate))
 
     def listening(self, batch: LoopBatch, bpm: float = DEFAULT_BPM) -> torch.Tensor:
-        """[B, listening_length] float32: 4 bars and 1 s of tail, as a person hears it."""
-        steps = batch.grid.shape[-1]
+        """[B, listening_length] float32: 4 bars and 1 s of tail, as a person hears it.
+
+        One bar's hits rendered without wrapping (a period of one bar plus room for the longest
+        tail, so nothing wraps around), then overlap-added at each of the 4 bars.
+        """
+        loops, tracks, steps = batch.grid.shape
         n_bar = bar_length(steps, bpm, self.sample_rate)
         out_len = listening_length(steps, bpm, self.sample_rate)
-        n_fft = out_len + self.audio.shape[1]  # room for the last tails: nothing wraps around
-        offsets = [bar * n_bar + o for bar in range(LISTEN_BARS)
-                   for o in step_offsets(steps, bpm, self.sample_rate)]
-        phases = self._phase_matrix(tuple(offsets), n_fft)
-        repeated = LoopBatch(batch.grid.repeat(1, 1, LISTEN_BARS), batch.samples)
-        return self._render(repeated, n_fft, out_len, phases)
+        bars = 1 + -(-self.audio.shape[1] // n_bar)
+        silent = torch.zeros(loops, tracks, (bars - 1) * steps, dtype=torch.bool,
+                             device=batch.grid.device)
+        offsets = step_offsets(steps, bpm, self.sample_rate)
+        once = self._render_bar(LoopBatch(torch.cat([batch.grid, silent], dim=2), batch.samples),
+                                bars * n_bar, [b * n_bar + o for b in range(bars) for o in offsets])
+        out = torch.zeros(loops, out_len, device=self.device)
+        for bar in range(LISTEN_BARS):
+            start = bar * n_bar
+            span = min(once.shape[1], out_len - start)
+            out[:, start:start + span] += once[:, :span]
+        return out
 
     def _render_bar(self, batch: LoopBatch, n: int, offsets: list[int]) -> torch.Tensor:
         """Time domain, as one batched matrix product per chunk of loops.
 
-        Each sample is first wrapped into one bar (`_folded_bank`). When steps repeat every P
+        Each sample is first wrapped into one bar (`_folded_bank`; or only zero-padded where
+        every sample fits in one bar). When steps repeat every P
         steps, M = n/K samples apart (K = steps/P), step q + P·k starts at offsets[q] + k·M. The
         k part is a circular shift by whole blocks: with the bar cut into K blocks of M samples,
         it is a K×K circulant matrix of grid cells acting on the sample's blocks. So one product
@@ -120,15 +128,22 @@ class Renderer:
         mats = (grid * MIX_GAIN)[:, :, circulant, :]  # [B, T, K_out, K_in, P]
         mats = mats.permute(0, 4, 2, 1, 3).reshape(loops, period * blocks, tracks * blocks)
         rows = batch.samples.to(self.device).reshape(-1)
-        folded = self._folded_bank(n)
+        length = self.audio.shape[1]
+        padded = n >= length  # nothing to wrap: gather rows straight into zero-padded buffers
+        source = self.audio if padded else self._folded_bank(n)
         chunk = max(1, min(self.chunk, self.CACHE_BYTES // ((tracks + period) * n * 4)))
-        gathered = torch.empty(chunk * tracks, n, device=self.device)  # reused: no page faults
+        # Buffers reused from chunk to chunk: fresh large tensors cost page faults every time.
+        gathered = (torch.zeros if padded else torch.empty)(chunk * tracks, n, device=self.device)
+        raw = torch.empty(chunk * tracks, length, device=self.device) if padded else gathered
         phases = torch.empty(chunk, period * blocks, width, device=self.device)
         out = torch.empty(loops, n, device=self.device)
         for start in range(0, loops, chunk):
             c = min(chunk, loops - start)
-            samples = torch.index_select(folded, 0, rows[start * tracks:(start + c) * tracks],
-                                         out=gathered[:c * tracks])
+            samples = torch.index_select(source, 0, rows[start * tracks:(start + c) * tracks],
+                                         out=raw[:c * tracks])
+            if padded:
+                samples = gathered[:c * tracks]
+                samples[:, :length].copy_(raw[:c * tracks])
             parts = torch.bmm(mats[start:start + c], samples.view(c, tracks * blocks, width),
                               out=phases[:c]).view(c, period, n)
             mix = out[start:start + c]
@@ -139,39 +154,22 @@ class Renderer:
                 mix[:, :d] += parts[:, q, n - d:]
         return out
 
-    def _render(self, batch: LoopBatch, n: int, out_len: int, phases: torch.Tensor) -> torch.Tensor:
-        """Any step offsets, linear: impulse spectra = grid @ phases (real and imaginary parts
-        interleaved, so one real product), times the samples' spectra, summed, inverse FFT."""
-        grid = batch.grid.to(self.device, torch.float32)
-        rows = batch.samples.to(self.device)
-        interleaved = torch.view_as_real(phases).reshape(phases.shape[0], -1)
-        out = torch.empty(len(batch), out_len, device=self.device)
-        for start in range(0, len(batch), self.chunk):
-            g, r = grid[start:start + self.chunk], rows[start:start + self.chunk]
-            hits = torch.view_as_complex((g @ interleaved).view(*g.shape[:2], -1, 2))
-            mix = (hits * torch.fft.rfft(self.audio[r], n=n)).sum(dim=1)
-            out[start:start + len(g)] = torch.fft.irfft(mix, n=n)[:, :out_len] * MIX_GAIN
-        return out
-
     def _folded_bank(self, n: int) -> torch.Tensor:
-        """[N, n]: each sample wrapped into one bar (its tail re-enters at the start)."""
-        if n not in self._folded:
+        """[N, n]: each sample wrapped into one bar (its tail re-enters at the start).
+
+        Kept for the last FOLDED_KEEP bar lengths only: a live tempo change makes a new one,
+        and each is as large as the bank.
+        """
+        folded = self._folded.get(n)
+        if folded is None:  # written so that threads sharing a renderer never see a KeyError
             audio = self.audio
             pad = (-audio.shape[1]) % n
             folded = torch.nn.functional.pad(audio, (0, pad)).reshape(len(audio), -1, n).sum(1)
-            self._folded[n] = folded.contiguous()
-        return self._folded[n]
-
-    def _phase_matrix(self, offsets: tuple[int, ...], n: int) -> torch.Tensor:
-        """[S, F] complex: the spectrum of a unit impulse at each step's offset."""
-        key = (offsets, n)
-        if key not in self._phases:
-            freqs = torch.arange(n // 2 + 1, dtype=torch.float64)
-            starts = torch.tensor(offsets, dtype=torch.float64)
-            angle = -2 * math.pi * torch.outer(starts, freqs) / n
-            self._phases[key] = torch.polar(torch.ones_like(angle), angle).to(
-                self.device, torch.complex64)
-        return self._phases[key]
+            folded = folded.contiguous()
+            for old in list(self._folded)[:max(0, len(self._folded) + 1 - self.FOLDED_KEEP)]:
+                self._folded.pop(old, None)
+            self._folded[n] = folded
+        return folded
 
 
 def reference_render(bank: SampleBank, loop: Loop, form: str = "bar") -> np.ndarray:
@@ -194,7 +192,7 @@ def reference_render(bank: SampleBank, loop: Loop, form: str = "bar") -> np.ndar
                     for i in range(0, len(sample), length):
                         piece = sample[i:i + length]
                         idx = (start + i + np.arange(len(piece))) % length
-                        np.add.at(out, idx, piece)
+                        out[idx] += piece  # a piece is at most a bar: indices are distinct
                 else:
                     piece = sample[:max(0, length - start)]
                     out[start:start + len(piece)] += piece

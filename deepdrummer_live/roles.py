@@ -18,7 +18,7 @@ used for fitting: it is the test set (`benchmarks/bench_roles.py`).
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
@@ -45,23 +45,6 @@ GM_NOTES: dict[str, int] = {
     # kits fill, and no other role uses it, so such a sample never takes over a core pad.
     "other": 54,
 }
-
-# Where a second (third, …) track of the same role goes, so that two tracks never share a pad.
-# Each list starts with the role's own note and walks to the nearest GM sound; `track_notes`
-# uses the first note not yet taken, then the shared FALLBACK_NOTES.
-ALTERNATE_NOTES: dict[str, tuple[int, ...]] = {
-    "kick": (36, 35),  # Bass Drum 1, Acoustic Bass Drum
-    "snare": (38, 40),  # Acoustic Snare, Electric Snare
-    "clap": (39, 40, 38),  # Hand Clap, then the snares (GM has one clap)
-    "rim": (37, 75, 76),  # Side Stick, Claves, Hi Wood Block
-    "hat_closed": (42, 44),  # Closed Hi-Hat, Pedal Hi-Hat
-    "hat_open": (46, 44, 55),  # Open Hi-Hat, Pedal Hi-Hat, Splash Cymbal
-    "tom": (45, 48, 50, 43, 47, 41),  # Low, Hi-Mid, High, High Floor, Low-Mid, Low Floor
-    "cymbal": (49, 57, 51, 55, 52),  # Crash 1, Crash 2, Ride 1, Splash, Chinese
-    "perc": (56, 63, 64, 75, 76, 70),  # Cowbell, Hi/Low Conga, Claves, Hi Wood Block, Maracas
-    "other": (54, 39, 56, 70, 81),  # Tambourine, Hand Clap, Cowbell, Maracas, Open Triangle
-}
-FALLBACK_NOTES = (54, 56, 70, 75, 76, 69, 80, 81, 60, 61, 62, 65, 66, 67, 68, 73, 74, 77, 78, 79)
 
 # Toms by body pitch (Hz): GM's low / hi-mid / high tom, as a drum machine's tom trio is tuned.
 TOM_PITCH_EDGES = (110.0, 180.0)
@@ -170,8 +153,8 @@ def _features_chunk(audio: torch.Tensor, lengths: torch.Tensor, sr: int) -> dict
     pitch, tonality = _peak_partial(audio, sr, *BODY_SECONDS)
     sweep = torch.log2(early.clamp_min(20.0) / pitch.clamp_min(20.0))
 
-    out = {"decay": decay, "attack": attack, "bursts": bursts, "centroid": centroid, "low": low, "body": body,
-           "high": high, "flatness": flatness, "tonality": tonality, "pitch": pitch,
+    out = {"decay": decay, "attack": attack, "bursts": bursts, "centroid": centroid, "low": low,
+           "body": body, "high": high, "flatness": flatness, "tonality": tonality, "pitch": pitch,
            "sweep": sweep}
     return {k: v.double().numpy() for k, v in out.items()}
 
@@ -239,3 +222,281 @@ def _peak_partial(audio: torch.Tensor, sr: int, start: float, stop: float
 
 def _even(x: float) -> int:
     return max(16, 2 * round(x / 2))
+
+
+# --------------------------------------------------------------------------------------------
+# The decision tree
+
+# Fitted by `fit_thresholds()` on our kit (samples/) and degraded copies of it; see the module
+# docstring. Regenerate with `python -m deepdrummer_live.roles --fit` and paste the result.
+THRESHOLDS: dict[str, float] = {
+    "zap_sweep": 4.804,  # octaves of pitch sweep beyond which a hit is a zap (other)
+    "zap_tonality": 6.0,  # …of a tonal body: a noise's strongest partial wanders at random
+    "clap_bursts": 2.5,  # separate bursts in the first 50 ms: a clap has three or four
+    "clap_body": 0.08739,  # …and almost no power below 500 Hz
+    "bass_body": 0.9221,  # power fraction below 500 Hz of a bass drum (kick, floor tom, conga)
+    "kick_low": 0.5,  # power fraction below 200 Hz of a kick
+    "kick_pitch": 73.2,  # Hz: a kick's settled body is lower than any tom's
+    "tom_sweep": 0.1237,  # octaves: a tom's pitch drops, a conga's hardly moves…
+    "tom_pitch": 170.6,  # Hz: …and a tom is tuned lower than a conga
+    "metal_high": 0.1869,  # power fraction above 5 kHz of hats and cymbals
+    "metal_body": 0.06386,  # …with almost nothing below 500 Hz (a bright snare has its shell)
+    "shaker_attack": 0.02117,  # s: a shaker swells, a hat starts on its loudest moment
+    "open_decay": 0.1163,  # s: a closed hat is choked sooner than this
+    "cymbal_decay": 0.6425,  # s: a cymbal rings longer than an open hat
+    "noise_flatness": 0.02726,  # spectral flatness of a noisy hit: a snare, if nothing above
+    "rim_decay": 0.06359,  # s: a rim shot or a clave is over almost at once
+    "rim_centroid": 500.0,  # Hz: …and is bright, unlike a short tom
+    "perc_tonality": 18.52,  # peak / mean of the body spectrum: pitched percussion
+}
+
+# The feature each threshold cuts; those on positive features spread over decades are fitted in
+# log space.
+FEATURE_OF = {
+    "zap_sweep": "sweep", "zap_tonality": "tonality", "clap_bursts": "bursts",
+    "clap_body": "body", "bass_body": "body", "kick_low": "low", "kick_pitch": "pitch",
+    "tom_sweep": "sweep", "tom_pitch": "pitch", "metal_high": "high", "metal_body": "body",
+    "shaker_attack": "attack", "open_decay": "decay", "cymbal_decay": "decay",
+    "noise_flatness": "flatness", "rim_decay": "decay", "rim_centroid": "centroid",
+    "perc_tonality": "tonality",
+}
+LOG_SCALE = {"zap_tonality", "clap_body", "metal_body", "kick_pitch", "tom_pitch",
+             "shaker_attack", "open_decay", "cymbal_decay", "noise_flatness", "rim_decay",
+             "rim_centroid", "perc_tonality"}
+
+
+def decide(f: Features, th: dict[str, float] | None = None) -> list[str]:
+    """The tree: the first rule that holds names the role; 'other' when none does.
+
+    Rules go from the most distinctive shape to the least: a zap's sweep, a clap's bursts, a
+    bass drum's low body, a hat's bright noise, then what is left in the middle of the
+    spectrum (snare, clap tail, rim, pitched percussion)."""
+    th = THRESHOLDS if th is None else th
+    # A sweep only means something for a tonal body (noise has no steady strongest partial).
+    zap = (np.abs(f.sweep) >= th["zap_sweep"]) & (f.tonality >= th["zap_tonality"])
+    bass = f.body >= th["bass_body"]  # most power below 500 Hz: kicks, toms, congas
+    metal = (f.high >= th["metal_high"]) & (f.body < th["metal_body"])  # bright, no shell
+    noisy = f.flatness >= th["noise_flatness"]
+    rules = [
+        (bass & (f.low >= th["kick_low"]) & (f.pitch < th["kick_pitch"]), "kick"),
+        ((f.bursts >= th["clap_bursts"]) & (f.body < th["clap_body"]) & ~metal, "clap"),
+        (bass & ((f.sweep >= th["tom_sweep"]) | (f.pitch < th["tom_pitch"])), "tom"),
+        (metal & (f.attack >= th["shaker_attack"]) & (f.decay < th["cymbal_decay"]), "perc"),
+        (metal & (f.decay >= th["cymbal_decay"]), "cymbal"),
+        (metal & (f.decay >= th["open_decay"]), "hat_open"),
+        (metal, "hat_closed"),
+        (zap, "other"),
+        (noisy, "snare"),
+        ((f.decay < th["rim_decay"]) & (f.centroid >= th["rim_centroid"]), "rim"),
+        (f.tonality >= th["perc_tonality"], "perc"),
+    ]
+    chosen = np.select([c for c, _ in rules], [ROLES.index(r) for _, r in rules],
+                       default=ROLES.index("other"))
+    return [ROLES[int(i)] for i in chosen]
+
+
+def classify(audio: torch.Tensor | np.ndarray, lengths: torch.Tensor | np.ndarray | None,
+             sample_rate: int) -> list[str]:
+    """Role of each one-shot in a batch [N, L] (see `features`)."""
+    if len(audio) == 0:
+        return []
+    return decide(features(audio, lengths, sample_rate))
+
+
+def classify_bank(bank: SampleBank) -> list[str]:
+    """Role of every sample in the bank, in `bank.names` order, from the audio alone."""
+    return classify(bank.audio, bank.lengths, bank.sample_rate)
+
+
+def track_notes(roles: Sequence[str], pitches: Sequence[float] | None = None) -> list[int]:
+    """The GM drum note each track plays, from its sample's role.
+
+    Tracks of the same role share their note (two kicks both play the kick pad, which a
+    16-pad Drum Rack always has), except toms: several toms get distinct low / mid / high
+    notes, ordered by body pitch when `pitches` is given, else by track order."""
+    unknown = [r for r in roles if r not in GM_NOTES]
+    if unknown:
+        raise ValueError(f"unknown role(s) {unknown}; roles are {', '.join(ROLES)}")
+    notes = [GM_NOTES[r] for r in roles]
+    toms = [i for i, r in enumerate(roles) if r == "tom"]
+    if len(toms) == 1 and pitches is not None:
+        notes[toms[0]] = tom_note(pitches[toms[0]])
+    elif len(toms) > 1:
+        if pitches is not None:
+            toms.sort(key=lambda i: pitches[i])
+        for i, note in zip(toms, TOM_SETS[min(len(toms), max(TOM_SETS))], strict=False):
+            notes[i] = note
+    return notes
+
+
+# Several toms on one loop, low to high: GM's low, hi-mid and high toms, then the floor tom.
+TOM_SETS = {2: (45, 48), 3: (45, 48, 50), 4: (43, 45, 48, 50)}
+
+
+def tom_note(pitch: float) -> int:
+    """GM tom note for a tom's body pitch (Hz)."""
+    return TOM_NOTES_BY_PITCH[int(np.searchsorted(TOM_PITCH_EDGES, pitch))]
+
+
+# --------------------------------------------------------------------------------------------
+# Ground truth from file names (for measuring, never for classifying)
+
+_NAME_RULES: tuple[tuple[str, str | None], ...] = (
+    # Order matters: the first pattern found in the lower-cased file name wins.
+    (r"kick|(^|[^a-z])bd([^a-z]|$)|bassdrum", "kick"),
+    (r"snare|(^|[^a-z])sd([^a-z]|$)", "snare"),
+    (r"clap", "clap"),
+    (r"rim", "rim"),
+    (r"open.?hat|hh.?open|(^|[^a-z])oh([^a-z]|$)", "hat_open"),
+    (r"closed.?hat|hh.?closed|(^|[^a-z])ch([^a-z]|$)", "hat_closed"),
+    (r"hi.?hat|(^|_)hat|fx", None),  # a hat that does not say open or closed
+    (r"tom", "tom"),
+    (r"cymbal|crash|ride", "cymbal"),
+    (r"cow.?bell|bell|conga|bongo|clave|wood|maraca|shaker|perc", "perc"),
+    (r"zapp?|wind|noise", "other"),
+)
+
+
+def truth_from_name(path: str | PurePosixPath) -> str | None:
+    """The role a file's name states (the paper library's `Kick03.wav`, `DR110_OpenHat_…`),
+    or None when the name does not say (`Vermona_Misc_07`, `HiHat`, `Bass Hit`)."""
+    name = PurePosixPath(str(path).replace("\\", "/")).stem.lower()
+    for pattern, role in _NAME_RULES:
+        if re.search(pattern, name):
+            return role
+    return None
+
+
+KIT_FOLDER_ROLES = {"kick": "kick", "snare": "snare", "clap": "clap", "rim": "rim",
+                    "hat_closed": "hat_closed", "hat_open": "hat_open", "tom": "tom",
+                    "cymbal": "cymbal", "cowbell": "perc", "perc": "perc", "shaker": "perc",
+                    "zap": "other", "noise": "other", "harsh": "other"}
+
+
+def accuracy(predicted: Sequence[str], truth: Iterable[str | None]
+             ) -> dict[str, tuple[int, int]]:
+    """{role: (correct, total)} over the samples whose truth is known, plus "all"."""
+    counts: dict[str, list[int]] = {}
+    for guess, true in zip(predicted, truth, strict=True):
+        if true is None:
+            continue
+        for key in (true, "all"):
+            cell = counts.setdefault(key, [0, 0])
+            cell[0] += guess == true
+            cell[1] += 1
+    order = [r for r in ROLES if r in counts] + (["all"] if "all" in counts else [])
+    return {r: (counts[r][0], counts[r][1]) for r in order}
+
+
+def truth_from_kit(name: str) -> str | None:
+    """The role of one of our kit's samples: its folder (`kick/kick_03_808.wav` → kick)."""
+    return KIT_FOLDER_ROLES.get(PurePosixPath(name).parts[0])
+
+
+# --------------------------------------------------------------------------------------------
+# Fitting the thresholds (run once by hand; the result is frozen in THRESHOLDS)
+
+def degraded(audio: torch.Tensor, sample_rate: int) -> list[torch.Tensor]:
+    """Copies of a batch as other machines and mixers would have left it: overdriven,
+    bit-crushed (6 bits, a quarter of the rate, held) and darkened (one-pole at 6 kHz).
+
+    Fitting on these too keeps thresholds off the edges of our clean synthetic clusters."""
+    drive = torch.tanh(6 * audio) / np.tanh(6)
+    held = audio[:, ::4].repeat_interleave(4, 1)[:, :audio.shape[1]]
+    crushed = torch.round(held * 32) / 32
+    spec = torch.fft.rfft(audio)
+    freqs = torch.fft.rfftfreq(audio.shape[1], 1 / sample_rate)
+    dark = torch.fft.irfft(spec / (1 + 1j * freqs / 6000.0), audio.shape[1])
+    return [drive, crushed, dark.float()]
+
+
+def _score(predicted: Sequence[str], truth: Sequence[str]) -> float:
+    """Balanced accuracy over the drum roles: the mean over roles of the fraction found.
+
+    'other' is left out: it is what is left when no drum rule holds, and our kit's zaps and
+    harsh noises are too few and too odd to place thresholds by (fitted to them, the tree
+    learns our synthesiser's quirks and does worse on real drum machines)."""
+    pred, true = np.asarray(predicted), np.asarray(truth)
+    return float(np.mean([np.mean(pred[true == r] == r) for r in np.unique(true) if r != "other"]))
+
+
+def _candidates(values: np.ndarray, log: bool, most: int = 160) -> np.ndarray:
+    """Threshold values to try: midpoints between neighbouring feature values (at most `most`,
+    spread by quantile), in log space for the log-scaled ones, plus one beyond each end."""
+    v = np.log(np.clip(values, 1e-12, None)) if log else values
+    v = np.unique(v)
+    if len(v) > most:
+        v = np.unique(np.quantile(v, np.linspace(0, 1, most)))
+    mids = np.concatenate([[v[0] - 1.0], (v[1:] + v[:-1]) / 2, [v[-1] + 1.0]])
+    return np.exp(mids) if log else mids
+
+
+def _settle(cands: np.ndarray, scores: np.ndarray, prior: float, log: bool) -> float:
+    """Where a threshold goes among candidate values: in the best-scoring range nearest the
+    prior (the hand-set value); at the range's middle when data bound it on both sides (the
+    middle of the gap between the classes it separates), else as near the prior as it can."""
+    best = np.flatnonzero(scores == scores.max())
+    runs = np.split(best, np.flatnonzero(np.diff(best) > 1) + 1)
+    to = (lambda v: np.log(v)) if log else (lambda v: v)
+    back = (lambda v: float(np.exp(v))) if log else float
+
+    def distance(run: np.ndarray) -> float:
+        lo, hi = to(cands[run[0]]), to(cands[run[-1]])
+        return max(lo - to(prior), to(prior) - hi, 0.0)
+
+    run = min(runs, key=distance)
+    lo, hi = to(cands[run[0]]), to(cands[run[-1]])
+    if run[0] > 0 and run[-1] < len(cands) - 1:
+        return back((lo + hi) / 2)
+    return back(min(max(to(prior), lo), hi))
+
+
+def fit_thresholds(f: Features, truth: Sequence[str], start: dict[str, float] | None = None,
+                   sweeps: int = 3) -> dict[str, float]:
+    """Coordinate descent on the tree's thresholds, maximising balanced accuracy on (f, truth).
+
+    Each threshold in turn takes the value that scores best with the others held (`_settle`
+    says where in a range of equally good values), starting from `start` (THRESHOLDS)."""
+    prior = dict(THRESHOLDS if start is None else start)
+    th = dict(prior)
+    truth = list(truth)
+    for _ in range(sweeps):
+        changed = False
+        for name in th:
+            values = getattr(f, FEATURE_OF[name])
+            values = np.abs(values) if name == "zap_sweep" else values
+            log = name in LOG_SCALE
+            cands = _candidates(values, log)
+            scores = np.array([_score(decide(f, {**th, name: c}), truth) for c in cands])
+            value = _settle(cands, scores, prior[name], log)
+            if not np.isclose(value, th[name]):
+                changed = True
+            th[name] = float(f"{value:.4g}")
+        if not changed:
+            break
+    return th
+
+
+def kit_training_set(folder: str | None = None) -> tuple[Features, list[str]]:
+    """Features and roles of our kit and of its degraded copies (folder = truth)."""
+    from .kit import default_kit_dir
+    from .library import load_library
+
+    bank = load_library(folder or default_kit_dir(), 22050)
+    truth = [truth_from_kit(n) for n in bank.names]
+    keep = [i for i, t in enumerate(truth) if t is not None]
+    audio, lengths = bank.audio[keep], bank.lengths[keep]
+    truth = [truth[i] for i in keep]
+    parts = [features(a, lengths, bank.sample_rate)
+             for a in [audio, *degraded(audio, bank.sample_rate)]]
+    merged = Features(**{n: np.concatenate([getattr(p, n) for p in parts]) for n in FEATURES})
+    return merged, truth * len(parts)
+
+
+if __name__ == "__main__":
+    import json
+    import sys
+
+    if "--fit" not in sys.argv[1:]:
+        sys.exit("usage: python -m deepdrummer_live.roles --fit   (prints fitted THRESHOLDS)")
+    print(json.dumps(fit_thresholds(*kit_training_set()), indent=4))

@@ -1,0 +1,210 @@
+"""MIDI out through a real JACK server: notes in order and on time, and MIDI clock following."""
+
+from __future__ import annotations
+
+import statistics
+import threading
+import time
+
+import pytest
+
+from deepdrummer_live.deck import Deck
+from deepdrummer_live.midi import (ALL_NOTES_OFF, CLOCK, CONTINUE, SONG_POSITION, START, STOP,
+                                   MidiPlayer, close_port, open_input, open_output)
+
+from .conftest import PERIOD, RATE, Receiver
+
+TOLERANCE = PERIOD / RATE + 0.003  # one JACK period + 3 ms
+CH = 9  # GM drums, channel 10
+
+
+def expected_messages(handed, bars: int) -> list[tuple[tuple[int, ...], int]]:
+    """(message, step index) for `bars` bars of `handed` from a standing start, written out
+    independently of the player: all notes off at the start, then per step the previous
+    step's notes off (ascending) and this step's notes on (track order, one per note)."""
+    grid, notes = handed.loop.grid, handed.notes
+    out: list[tuple[tuple[int, ...], int]] = [((0xB0 | CH, ALL_NOTES_OFF, 0), 0)]
+    sounding: set[int] = set()
+    steps = handed.loop.steps
+    for index in range(bars * steps):
+        step = index % steps
+        out += [((0x80 | CH, n, 0), index) for n in sorted(sounding)]
+        sounding = set()
+        for track, row in enumerate(grid):
+            if row[step] and notes[track] not in sounding:
+                out.append(((0x90 | CH, notes[track], 100), index))
+                sounding.add(notes[track])
+    return out
+
+
+def timing_errors(received: list, expected: list, step_seconds: float) -> list[float]:
+    """Arrival minus ideal grid time, against the grid's median phase (the dummy backend's
+    cycles start at an arbitrary phase of our clock)."""
+    offsets = [t - index * step_seconds for (_, t), (_, index) in zip(received, expected,
+                                                                     strict=True)]
+    phase = statistics.median(offsets)
+    return [o - phase for o in offsets]
+
+
+@pytest.fixture
+def deck(engine):
+    deck = Deck(engine, source="test").start()
+    yield deck
+    deck.close()
+
+
+def test_four_bars_arrive_in_order_and_on_time_while_the_critic_trains(
+        jack_server, engine, deck, trainer):
+    bpm = 120.0
+    out = open_output(api="jack")  # virtual port DeepDrummer:out
+    receiver = Receiver("DeepDrummer:out")
+    handed = deck.pending
+    expected = expected_messages(handed, bars=4)
+    player = MidiPlayer(deck, out, bpm=bpm, record=True)
+    try:
+        with trainer:
+            time.sleep(0.5)  # training under way before the first note
+            player.start()
+            received = receiver.wait_for(len(expected), timeout=4 * 2.0 + 5)
+            player.close()
+        assert trainer.seen_training > 0, "the critic never trained during the test"
+    finally:
+        player.close()
+        receiver.close()
+        close_port(out)
+    received = received[:len(expected)]
+    late = sorted(actual - ideal for ideal, actual, _ in player.sent)
+    print(f"sent late p50 {late[len(late)//2]*1e3:.2f} ms max {late[-1]*1e3:.2f} ms rt {player.realtime}")
+    assert [m for m, _ in received] == [m for m, _ in expected]
+    errors = timing_errors(received, expected, 60.0 / bpm / 4)
+    worst = max(abs(e) for e in errors)
+    print(f"timing error over 4 bars: p50 {statistics.median(map(abs, errors)) * 1e3:.2f} ms, "
+          f"max {worst * 1e3:.2f} ms (limit {TOLERANCE * 1e3:.2f} ms); "
+          f"late steps {player.late_steps}")
+    assert worst <= TOLERANCE
+    assert player.late_steps == 0
+
+
+class ClockMaster:
+    """A MIDI clock master on its own JACK port: Start, 24 ticks a beat at `bpm`, Stop."""
+
+    def __init__(self) -> None:
+        self.port = open_output(api="jack", client="DDClock")
+
+    def send(self, message: list[int]) -> None:
+        self.port.send_message(message)
+
+    def ticks(self, bpm: float, count: int) -> None:
+        interval = 60.0 / bpm / 24
+        start = time.perf_counter()
+        for i in range(count):
+            when = start + i * interval
+            while time.perf_counter() < when:
+                time.sleep(min(0.001, max(0.0, when - time.perf_counter())))
+            self.send([CLOCK])
+
+    def close(self) -> None:
+        close_port(self.port)
+
+
+def _connect(*pairs: tuple[str, str]):
+    import jack
+
+    client = jack.Client("DDConnect", no_start_server=True)
+    for source, destination in pairs:
+        client.connect(source, destination)
+    return client
+
+
+@pytest.mark.parametrize("bpm", [90.0, 120.0, 174.0])
+def test_following_midi_clock_stays_on_the_grid_and_starts_on_a_bar(jack_server, deck, bpm):
+    master = ClockMaster()
+    out = open_output(api="jack")
+    clock_in = open_input(None, api="jack", timing=True)  # DeepDrummer-in:in
+    monitor = open_input(None, api="jack", client="DDTest", timing=True)  # one timeline for both
+    connections = _connect(("DDClock:out", "DeepDrummer-in:in"), ("DDClock:out", "DDTest:in"),
+                           ("DeepDrummer:out", "DDTest:in"))
+    player = MidiPlayer(deck, out, bpm=60.0, clock_in=clock_in).start()
+    handed = deck.pending
+    ticks = 2 * 96 + 1  # two bars and the downbeat of the third
+    received: list[tuple[tuple[int, ...], float]] = []
+    poller_stop = threading.Event()
+
+    def poll() -> None:
+        now = 0.0
+        while not poller_stop.is_set():
+            item = monitor.get_message()
+            if item is None:
+                time.sleep(0.0005)
+                continue
+            now += item[1]
+            received.append((tuple(item[0]), now))
+
+    poller = threading.Thread(target=poll, daemon=True)
+    poller.start()
+    try:
+        time.sleep(0.3)
+        master.send([START])
+        master.ticks(bpm, ticks)
+        master.send([STOP])
+        time.sleep(0.3)
+        clock_bpm = player.clock_bpm
+    finally:
+        player.close()
+        poller_stop.set()
+        poller.join()
+        connections.deactivate()
+        connections.close()
+        for port in (master, ):
+            port.close()
+        for port in (clock_in, out, monitor):
+            close_port(port)
+
+    tick_times = [t for m, t in received if m == (CLOCK,)]
+    assert len(tick_times) == ticks
+    start_at = next(i for i, (m, _) in enumerate(received) if m == (START,))
+    notes = [(m, t) for m, t in received[start_at:] if m[0] & 0xF0 in (0x80, 0x90, 0xB0)]
+    # exactly the loop from its first step, two bars, then the third bar's first step
+    expected = expected_messages(handed, bars=3)
+    n_expected = sum(1 for _, index in expected if index <= 2 * 16)
+    played = notes[:n_expected]
+    assert [m for m, _ in played] == [m for m, _ in expected[:n_expected]]
+    # each step's messages arrive with the tick that marks it (MIDI delivery: a JACK period)
+    for (_, when), (_, index) in zip(played, expected, strict=False):
+        lag = when - tick_times[index * 6]
+        assert -0.0005 <= lag <= TOLERANCE, (index, lag)
+    # the stop switched every note off
+    after_stop = [m for m, _ in received if m[0] & 0xF0 in (0x80, 0xB0)][-1]
+    assert after_stop == (0xB0 | CH, ALL_NOTES_OFF, 0)
+    assert clock_bpm == pytest.approx(bpm, rel=0.03)
+
+
+def test_song_position_and_continue_resume_mid_loop(jack_server, deck):
+    master = ClockMaster()
+    out = open_output(api="jack")
+    clock_in = open_input(None, api="jack", timing=True)
+    monitor = Receiver("DeepDrummer:out")
+    connections = _connect(("DDClock:out", "DeepDrummer-in:in"))
+    player = MidiPlayer(deck, out, clock_in=clock_in).start()
+    handed = deck.pending
+    try:
+        time.sleep(0.3)
+        master.send([SONG_POSITION, 4, 0])  # the fifth sixteenth (0-based 4)
+        master.send([CONTINUE])
+        master.ticks(200.0, 6 * 4 + 1)  # steps 4..8
+        master.send([STOP])
+        received = monitor.wait_for(1, timeout=2.0)
+        time.sleep(0.3)
+        received = list(monitor.messages)
+    finally:
+        player.close()
+        connections.deactivate()
+        connections.close()
+        master.close()
+        monitor.close()
+        close_port(clock_in)
+        close_port(out)
+    played = [m for m, _ in received if m[0] & 0xF0 == 0x90]
+    expected = [m for m, index in expected_messages(handed, bars=1)
+                if m[0] & 0xF0 == 0x90 and 4 <= index <= 8]
+    assert played == expected

@@ -1,0 +1,169 @@
+"""Free mode in headless Chromium: ratings land in the session's SQLite, exactly once."""
+
+from __future__ import annotations
+
+import urllib.request
+
+import pytest
+from selenium.webdriver.common.by import By
+
+from .conftest import WebProcess, assert_not_blank, stored_ratings, wait_for
+
+
+@pytest.fixture(scope="module")
+def web(tmp_path_factory, browser):
+    root = tmp_path_factory.mktemp("web-free")
+    process = WebProcess(root, ["--session", str(root / "session")])
+    process.session = root / "session"
+    yield process
+    out = process.stop()
+    assert "every rating is saved" in out, out
+    assert (process.session / "critic.pt").exists()  # the critic was saved on SIGTERM
+
+
+def loop_id(browser) -> str | None:
+    return browser.execute_script("const l = window.ddFree && ddFree.current();"
+                                  "return l && !l.rated ? l.loop_id : null;")
+
+
+def ready(browser) -> str:
+    """The id of the loop on screen once it can be rated."""
+    return wait_for(lambda: not browser.find_element(By.ID, "like").get_attribute("disabled")
+                    and loop_id(browser), what="a loop ready to rate")
+
+
+def test_page_shows_a_loop_and_plays_it(web, browser, tmp_path):
+    browser.get(web.url)
+    first = ready(browser)
+    rows = browser.find_elements(By.CSS_SELECTOR, "#grid tbody tr")
+    assert len(rows) == 4
+    for row in rows:
+        assert len(row.find_elements(By.CSS_SELECTOR, "td.cell")) == 16
+        assert row.find_element(By.TAG_NAME, "th").text.strip()  # the sample's name
+    browser.find_element(By.ID, "play").click()
+    info = wait_for(lambda: (lambda i: i if i["loaded"] and i["playing"] else None)(
+        browser.execute_script("return ddFree.player.info()")), what="the loop playing")
+    assert info["loopId"] == first
+    assert 8.9 < info["duration"] < 9.1  # 4 bars at 120 bpm + 1 s tail, decoded by Chromium
+    assert info["loopSeconds"] == pytest.approx(8.0)
+    assert browser.find_element(By.ID, "st-session").text == "session"
+    browser.save_screenshot(str(tmp_path / "free.png"))
+    assert_not_blank(tmp_path / "free.png")
+    browser.find_element(By.ID, "play").click()
+
+
+def test_ten_ratings_are_stored(web, browser):
+    browser.get(web.url)
+    body = browser.find_element(By.TAG_NAME, "body")
+    before = stored_ratings(web.session / "session.sqlite")
+    given = []
+    for i in range(10):
+        current = ready(browser)
+        liked = i % 3 != 0
+        if i < 5:  # buttons for half, keyboard shortcuts for the other half
+            browser.find_element(By.ID, "like" if liked else "dislike").click()
+        else:
+            body.send_keys("l" if liked else "d")
+        given.append((current, int(liked), "web"))
+        wait_for(lambda c=current: loop_id(browser) not in (None, c), what="the next loop")
+    after = stored_ratings(web.session / "session.sqlite")
+    assert after == before + given
+    count = browser.find_element(By.ID, "st-ratings")
+    wait_for(lambda: count.text == str(len(after)), what="the rating count on the page")
+
+
+def test_double_click_and_resubmission_store_one_rating(web, browser):
+    browser.get(web.url)
+    current = ready(browser)
+    db = web.session / "session.sqlite"
+    before = len(stored_ratings(db))
+    browser.execute_script("const b = document.getElementById('like'); b.click(); b.click();")
+    wait_for(lambda: loop_id(browser) not in (None, current), what="the next loop")
+    # The same rating sent again, and a contrary one, as a retrying or stale tab would.
+    answers = browser.execute_async_script("""
+        const done = arguments[arguments.length - 1];
+        const send = liked => fetch('/api/rate', {method: 'POST',
+            headers: {'Content-Type': 'application/json'},
+            body: JSON.stringify({loop_id: arguments[0], liked})}).then(r => r.json());
+        Promise.all([send(true), send(false)]).then(done);""", current)
+    assert [a["stored"] for a in answers] == [False, False]
+    rows = stored_ratings(db)
+    assert len(rows) == before + 1 and rows[-1] == (current, 1, "web")
+
+
+def test_reload_keeps_the_loop_on_screen_and_adds_nothing(web, browser):
+    browser.get(web.url)
+    current = ready(browser)
+    db = web.session / "session.sqlite"
+    before = stored_ratings(db)
+    browser.refresh()
+    assert ready(browser) == current
+    browser.find_element(By.TAG_NAME, "body").send_keys("d")
+    wait_for(lambda: loop_id(browser) not in (None, current), what="the next loop")
+    browser.refresh()
+    assert ready(browser) != current
+    assert stored_ratings(db) == before + [(current, 0, "web")]
+
+
+def test_next_skips_without_rating(web, browser):
+    browser.get(web.url)
+    current = ready(browser)
+    before = stored_ratings(web.session / "session.sqlite")
+    browser.find_element(By.TAG_NAME, "body").send_keys("n")
+    wait_for(lambda: loop_id(browser) not in (None, current), what="the next loop")
+    assert stored_ratings(web.session / "session.sqlite") == before
+
+
+def test_downloads_are_wav_and_midi(web, browser):
+    browser.get(web.url)
+    ready(browser)
+    wav = browser.find_element(By.ID, "dl-wav").get_attribute("href")
+    midi = browser.find_element(By.ID, "dl-midi").get_attribute("href")
+    with urllib.request.urlopen(wav, timeout=30) as reply:
+        assert reply.headers["Content-Disposition"].startswith("attachment")
+        data = reply.read()
+    assert data[:4] == b"RIFF" and data[8:12] == b"WAVE"
+    with urllib.request.urlopen(midi, timeout=30) as reply:
+        assert reply.read(4) == b"MThd"
+
+
+def test_locking_a_track_keeps_it_in_the_following_loops(web, browser):
+    browser.get(web.url)
+    ready(browser)
+    reference = browser.execute_script("return ddFree.current()")
+    button = browser.find_element(By.CSS_SELECTOR, "button[aria-label='lock track 2 pattern']")
+    button.click()
+    wait_for(lambda: button.get_attribute("aria-pressed") == "true", what="the lock to show")
+    sound = browser.find_element(By.CSS_SELECTOR, "button[aria-label='lock track 2 sound']")
+    sound.click()
+    wait_for(lambda: sound.get_attribute("aria-pressed") == "true", what="the lock to show")
+    for _ in range(2):
+        current = ready(browser)
+        browser.find_element(By.ID, "next").click()
+        wait_for(lambda c=current: loop_id(browser) not in (None, c), what="the next loop")
+        loop = browser.execute_script("return ddFree.current()")
+        assert loop["grid"][1] == reference["grid"][1]
+        assert loop["samples"][1] == reference["samples"][1]
+    for label in ("lock track 2 pattern", "lock track 2 sound"):
+        browser.find_element(By.CSS_SELECTOR, f"button[aria-label='{label}']").click()
+    wait_for(lambda: browser.execute_script(
+        "return document.querySelectorAll('button[data-lock][aria-pressed=true]').length") == 0,
+        what="the locks to be released")
+
+
+def test_bad_requests_get_clear_errors(web):
+    def post(path: str, body: bytes) -> tuple[int, str]:
+        request = urllib.request.Request(web.url + path.lstrip("/"), data=body, method="POST")
+        try:
+            with urllib.request.urlopen(request, timeout=10) as reply:
+                return reply.status, reply.read().decode()
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.read().decode()
+
+    assert post("/api/rate", b"not json") == (400, '{"error":"the body is not JSON"}')
+    code, text = post("/api/rate", b'{"loop_id": "zz", "liked": true}')
+    assert code == 400 and "12 hex" in text
+    code, text = post("/api/rate", b'{"loop_id": "ffffffffffff", "liked": true}')
+    assert code == 404 and "no loop" in text
+    code, text = post("/api/lock", b'{"track": 4, "grid": true, "sample": false}')
+    assert code == 400 and "track" in text
