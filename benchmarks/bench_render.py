@@ -29,7 +29,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from deepdrummer_live.kit import default_kit_dir  # noqa: E402
 from deepdrummer_live.library import SampleBank, load_library  # noqa: E402
-from deepdrummer_live.loop import STEPS_PER_BEAT, LoopBatch, random_batch  # noqa: E402
+from deepdrummer_live.loop import STEPS_PER_BEAT, random_batch  # noqa: E402
 from deepdrummer_live.render import MIX_GAIN, Renderer  # noqa: E402
 
 BPM = 120.0

@@ -3,6 +3,12 @@
 A background producer watches the learner's version. When the critic changes it takes a fresh
 scorer and samples replacements; until they exist the older candidates stay (a slightly stale
 loop now beats a fresh one in a second). Handed-out loops are remembered so none comes twice.
+
+What keeps "a rating → a loop chosen by a critic that learned it" short on a small CPU: while
+the learner owes training the producer waits (and abandons a round that could only give stale
+loops) unless nothing is ready; after a critic change it first samples one loop from a quarter
+of the chains, then fills up with full rounds. A lock or four-on-the-floor change repairs the
+ready loops at once (made to obey, rescored) so a loop is ready while proper ones are sampled.
 """
 
 from __future__ import annotations
@@ -33,6 +39,8 @@ class CriticSource(Protocol):
 
     def scorer(self): ...
 
+    # Optional: `owed` > 0 while training is pending (the producer then yields the CPU).
+
 
 def loop_key(loop: Loop) -> str:
     """The id a loop has at the reference tempo: the same grid and samples at another tempo are
@@ -54,13 +62,14 @@ class CandidateQueue:
     """Keeps `depth` candidates from the learner's current critic ready (see module doc)."""
 
     def __init__(self, learner: CriticSource, sampler: Sampler, depth: int = 4,
-                 memory: int = MEMORY, poll: float = POLL_S) -> None:
+                 memory: int = MEMORY, poll: float = POLL_S, quick: bool = True) -> None:
         if depth < 1:
             raise ValueError(f"depth must be ≥ 1, not {depth}")
         self.learner = learner
         self.sampler = sampler
         self.capacity = depth
         self.poll = poll
+        self.quick = quick  # after a critic change, first one loop from a quarter of the chains
         self.error_pause = ERROR_PAUSE_S
         self.errors = 0  # producer rounds that failed (logged)
         self._ready: list[Candidate] = []  # newest critic first, then MH-chosen, best first
@@ -97,6 +106,11 @@ class CandidateQueue:
         """How many candidates are ready now."""
         with self._cond:
             return len(self._ready)
+
+    def ready(self) -> list[Candidate]:
+        """A copy of the ready candidates, in the order `get` would hand them out."""
+        with self._cond:
+            return list(self._ready)
 
     @property
     def constraints(self) -> Constraints | None:
@@ -204,14 +218,19 @@ class CandidateQueue:
             try:
                 self._refresh_scorer()
                 with self._cond:
-                    missing = self.capacity - self._fresh()
-                    if missing <= 0:
-                        self._cond.wait(self.poll)
+                    fresh = self._fresh()
+                    missing = self.capacity - fresh
+                    if missing <= 0 or (self._ready and self._learner_busy()):
+                        self._cond.wait(self.poll)  # full, or training will soon change it
                         continue
+                    chains = None
+                    if fresh == 0 and self.quick:
+                        missing, chains = 1, max(1, int(self.sampler.setting("chains")) // 4)
                     constraints = self._constraints
                     exclude = self._handed_set | {loop_key(c.loop) for c in self._ready}
                 made = self.sampler.sample(missing, constraints, exclude,
-                                           cancel=partial(self._stale, constraints))
+                                           cancel=partial(self._stale, constraints),
+                                           chains=chains)
                 if made:
                     self._add(made, constraints)
                 elif not self._stale(constraints):  # the allowed space is used up: no spinning
@@ -227,8 +246,12 @@ class CandidateQueue:
         """Whether a round under way can only produce stale loops, so it should be abandoned;
         not when the queue is empty (a slightly stale loop beats none while the critic keeps
         changing)."""
-        return self._closed or self._constraints is not constraints or (
-            self.learner.version != self._seen_version and bool(self._ready))
+        return self._closed or self._constraints is not constraints or bool(self._ready) and (
+            self.learner.version != self._seen_version or self._learner_busy())
+
+    def _learner_busy(self) -> bool:
+        """Training is owed: the critic will change soon, and the CPU is better spent on it."""
+        return getattr(self.learner, "owed", 0) > 0
 
     def _add(self, made: list[Candidate], constraints: Constraints | None,
              provisional: bool = False) -> None:

@@ -98,9 +98,18 @@ class EngineClient:
     def ping(self, token: int = 0) -> list:
         return self.request("/dd/ping", token, reply="/dd/pong")
 
-    def next(self, request_id: int = 0) -> LoopReply:
-        self.send("/dd/next", request_id)
-        head = self.expect("/dd/loop")
+    def next(self, request_id: int = 0, patience: float | None = None) -> LoopReply:
+        """The next loop. A `busy` answer (no loop ready yet, e.g. right after start on a slow
+        machine) is retried until `patience` seconds (default: the client's timeout) pass."""
+        deadline = time.monotonic() + (self.timeout if patience is None else patience)
+        while True:
+            self.send("/dd/next", request_id)
+            try:
+                head = self.expect("/dd/loop")
+                break
+            except EngineError as exc:
+                if exc.code != "busy" or time.monotonic() > deadline:
+                    raise
         reply = LoopReply(*head)
         for _ in range(reply.tracks):
             _, track, note, sample, *velocities = self.expect("/dd/loop/track")

@@ -190,7 +190,8 @@ def save_profile(profile: Profile, path: str | Path) -> Path:
     return path
 
 
-def loop_leds(profile: Profile, handed: Any, locks: list[bool] | tuple[bool, ...]) -> list[list[int]]:
+def loop_leds(profile: Profile, handed: Any,
+              locks: list[bool] | tuple[bool, ...]) -> list[list[int]]:
     """Every LED message that shows `handed` (and the lock states) on this controller."""
     messages: list[list[int]] = []
     colours = profile.colours

@@ -63,6 +63,8 @@ class Deck:
         self._lock = threading.Lock()
         self._jobs: queue.SimpleQueue = queue.SimpleQueue()
         self._listeners: list[Callable[[DeckEvent], None]] = []
+        self._preparers: list[Callable[[Any], None]] = []
+        self._adopting: str | None = None
         self._worker: threading.Thread | None = None
         self._last_transport_bar = -1
 
@@ -91,6 +93,22 @@ class Deck:
                     raise TimeoutError(f"no loop from the engine within {timeout:g} s: "
                                        f"{exc}") from None
 
+    def add_preparer(self, prepare: Callable[[Any], None]) -> None:
+        """`prepare(handed)` runs on the worker before a loop can start (the audio player
+        renders it there), so a bar line never waits for it. The first loop is prepared
+        here at once."""
+        self._preparers.append(prepare)
+        first = self._pending or self.playing_handed
+        if first is not None:
+            prepare(first)
+
+    def _prepare(self, handed: Any) -> None:
+        for prepare in list(self._preparers):
+            try:
+                prepare(handed)
+            except Exception:
+                log.exception("preparing loop %s failed", getattr(handed, "loop_id", "?"))
+
     def on_event(self, listener: Callable[[DeckEvent], None]) -> None:
         self._listeners.append(listener)
 
@@ -118,9 +136,10 @@ class Deck:
             if handed is None:
                 current = getattr(self.engine, "current", None)
                 playing = self.playing_handed
-                if (current is not None and playing is not None
-                        and current.loop_id != playing.loop_id and not self._fetching):
-                    handed = current
+                if (current is not None and playing is not None and not self._fetching
+                        and current.loop_id not in (playing.loop_id, self._adopting)):
+                    self._adopting = current.loop_id  # prepared on the worker, then queued
+                    self._jobs.put(("adopt", current))
             if handed is None or (self.playing_handed is not None
                                   and handed.loop_id == self.playing_handed.loop_id):
                 return self.playing_handed, False
@@ -195,6 +214,12 @@ class Deck:
             self.engine.set_transport(job[1], job[2])
         elif kind == "next":
             self._fetch_next()
+        elif kind == "adopt":  # a loop handed out by someone else (OSC /dd/next)
+            self._prepare(job[1])
+            with self._lock:
+                if self._pending is None and not self._fetching:
+                    self._pending = job[1]
+                self._adopting = None
         elif kind == "rate":
             self._rate(job[1])
         elif kind == "lock":
@@ -215,11 +240,13 @@ class Deck:
         except Exception as exc:
             self._emit(DeckEvent("busy", text=str(exc)))
             return
+        else:
+            self._prepare(handed)
+            with self._lock:
+                self._pending = handed
         finally:
             with self._lock:
                 self._fetching = False
-        with self._lock:
-            self._pending = handed
 
     def _rate(self, liked: bool) -> None:
         handed = self.playing_handed

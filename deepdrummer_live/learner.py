@@ -155,7 +155,6 @@ class Learner:
         with self._wake:
             if self._owed <= 0:
                 return False
-            n = len(self._labels)
             labels = torch.tensor(self._labels)
             inputs = torch.stack(self._inputs)
         batch = self._minibatch(labels)
@@ -176,9 +175,10 @@ class Learner:
             self._steps += 1
         with self._wake:
             self._owed -= 1
-            if self._owed == 0:
-                self._trained_on = n
-                if hasattr(self, "_rating_started"):
+            per = self.preset.batches_per_rating
+            if self._owed % per == 0:  # one more rating's round is complete: publish
+                self._trained_on = len(self._labels) - self._owed // per
+                if self._owed == 0:
                     self.update_seconds.append(time.perf_counter() - self._rating_started)
                 self._publish()
                 self._wake.notify_all()

@@ -17,7 +17,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
 
-from pythonosc.osc_bundle_builder import IMMEDIATELY, OscBundleBuilder
 from pythonosc.osc_message_builder import OscMessageBuilder
 from pythonosc.osc_packet import OscPacket
 
@@ -109,23 +108,22 @@ def message(address: str, *args) -> bytes:
 
 def loop_bundle(handed: HandedLoop, request_id: int) -> bytes:
     """`/dd/loop` then one `/dd/loop/track` per track, in one bundle (well under 8 KB)."""
-    bundle = OscBundleBuilder(IMMEDIATELY)
     loop = handed.loop
     parts = [message("/dd/loop", request_id, handed.loop_id, float(handed.score),
                      float(loop.bpm), loop.steps, loop.tracks)]
     for track, row in enumerate(handed.velocities):
         parts.append(message("/dd/loop/track", handed.loop_id, track, handed.notes[track],
                              handed.sample_paths[track], *row))
-    for part in parts:
-        bundle.add_content(_Raw(part))
-    return bundle.build().dgram
+    return bundle(parts)
 
 
-class _Raw:
-    """A prebuilt message, for OscBundleBuilder (which only asks for `.dgram`)."""
-
-    def __init__(self, dgram: bytes) -> None:
-        self.dgram = dgram
+def bundle(messages: list[bytes]) -> bytes:
+    """An OSC bundle, time tag "immediately", of prebuilt messages (python-osc's builder
+    only takes its own message objects, and rebuilding them would cost a second encode)."""
+    out = [b"#bundle\0", (1).to_bytes(8, "big")]  # time tag 1 = immediately
+    for dgram in messages:
+        out += [len(dgram).to_bytes(4, "big"), dgram]
+    return b"".join(out)
 
 
 class RateLimitedLog:

@@ -12,6 +12,7 @@ Two forms, as in the paper:
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import mido
@@ -21,6 +22,10 @@ import torch
 
 from .library import SampleBank
 from .loop import DEFAULT_BPM, STEPS_PER_BEAT, Loop, LoopBatch
+
+# torch says so once per process; the one sparse layout we use is exercised by our tests.
+warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta",
+                        category=UserWarning)
 
 LISTEN_BARS = 4
 TAIL_SECONDS = 1.0
@@ -120,6 +125,8 @@ class Renderer:
         """
         loops, tracks, steps = batch.grid.shape
         period = phase_period(offsets, n)
+        if period == 1 and self.device.type == "cpu":
+            return self._render_blocks(batch, n)
         blocks = steps // period
         width = n // blocks
         k = torch.arange(blocks, device=self.device)
@@ -154,6 +161,54 @@ class Renderer:
                 mix[:, :d] += parts[:, q, n - d:]
         return out
 
+    def _render_blocks(self, batch: LoopBatch, n: int) -> torch.Tensor:
+        """The same sum when every step is a whole block of M = n/steps samples (16 kHz or
+        48 kHz at 120 bpm: what the critic hears), as one sparse product per chunk.
+
+        Output block k of a loop is the sum, over its hits at step s, of block k - s (mod
+        steps) of the hit's sample. A sparse matrix with one entry per (hit, sample block)
+        picks those blocks straight from the bank, so the work is the hits' audio and no more:
+        empty cells and the silence after a short sample cost nothing (the dense product on
+        the GPU does the whole grid; here, on the CPU, this is 3-4× faster).
+        """
+        loops, _, steps = batch.grid.shape
+        width = n // steps
+        source = self._block_bank(n, width)  # [N, K_src · width]
+        per_row = source.shape[1] // width
+        used = torch.clamp(-(-self.bank.lengths.to(self.device) // width), max=per_row)
+        flat = source.view(-1, width)
+        k = torch.arange(per_row, device=self.device)
+        chunk = max(1, self.CACHE_BYTES // (n * 4))
+        out = torch.empty(loops, n, device=self.device)
+        for start in range(0, loops, chunk):
+            grid = batch.grid[start:start + chunk].to(self.device)
+            b, t, s = grid.nonzero(as_tuple=True)
+            rows = batch.samples[start:start + chunk].to(self.device)[b, t]
+            keep = k[None, :] < used[rows][:, None]  # [hits, K_src]: the blocks with sound
+            target = (b[:, None] * steps + (k[None, :] + s[:, None]) % steps)[keep]
+            column = (rows[:, None] * per_row + k[None, :])[keep]
+            order = torch.argsort(target, stable=True)
+            counts = torch.bincount(target, minlength=len(grid) * steps)
+            crow = torch.cat([counts.new_zeros(1), torch.cumsum(counts, 0)])
+            picks = torch.sparse_csr_tensor(
+                crow, column[order], torch.full_like(target, MIX_GAIN, dtype=torch.float32),
+                (len(grid) * steps, flat.shape[0]), check_invariants=False)
+            out[start:start + len(grid)] = (picks @ flat).view(len(grid), n)
+        return out
+
+    def _block_bank(self, n: int, width: int) -> torch.Tensor:
+        """The bank cut into blocks of `width`: folded into one bar when samples are longer
+        than the bar, else only zero-padded to whole blocks (cached like `_folded_bank`)."""
+        length = self.audio.shape[1]
+        if n < length:
+            return self._folded_bank(n)
+        key = -((length + width - 1) // width) * width  # negative: never a bar length
+        padded = self._folded.get(key)
+        if padded is None:
+            padded = torch.nn.functional.pad(self.audio, (0, -key - length)).contiguous()
+            self._remember(key, padded)
+        return padded
+
     def _folded_bank(self, n: int) -> torch.Tensor:
         """[N, n]: each sample wrapped into one bar (its tail re-enters at the start).
 
@@ -161,15 +216,20 @@ class Renderer:
         and each is as large as the bank.
         """
         folded = self._folded.get(n)
-        if folded is None:  # written so that threads sharing a renderer never see a KeyError
+        if folded is None:
             audio = self.audio
             pad = (-audio.shape[1]) % n
             folded = torch.nn.functional.pad(audio, (0, pad)).reshape(len(audio), -1, n).sum(1)
             folded = folded.contiguous()
-            for old in list(self._folded)[:max(0, len(self._folded) + 1 - self.FOLDED_KEEP)]:
-                self._folded.pop(old, None)
-            self._folded[n] = folded
+            self._remember(n, folded)
         return folded
+
+    def _remember(self, key: int, bank: torch.Tensor) -> None:
+        """Keep `bank`, dropping the oldest beyond FOLDED_KEEP (safe for threads sharing
+        this renderer: nothing here raises when another thread got there first)."""
+        for old in list(self._folded)[:max(0, len(self._folded) + 1 - self.FOLDED_KEEP)]:
+            self._folded.pop(old, None)
+        self._folded[key] = bank
 
 
 def reference_render(bank: SampleBank, loop: Loop, form: str = "bar") -> np.ndarray:

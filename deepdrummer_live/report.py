@@ -216,3 +216,22 @@ def write_report(results: dict, out: Path) -> dict[str, Path]:
     paths.update(made)
     paths["summary"].write_text(summary_markdown(results, {k: p.name for k, p in made.items()}))
     return paths
+
+
+def compare(paths: list[Path], out: Path, prefix: str = "compare_") -> dict[str, Path]:
+    """Figures with several runs' results.json overlaid (labelled by preset name), for
+    comparing presets on the same users."""
+    runs = {}
+    for path in paths:
+        data = json.loads(Path(path).read_text())
+        label = data.get("preset_name", Path(path).parent.name)
+        runs[label if label not in runs else f"{label} ({Path(path).parent.name})"] = \
+            data["users"]
+    return figures(runs, Path(out), prefix)
+
+
+if __name__ == "__main__":  # python -m deepdrummer_live.report OUT_DIR RESULTS.json ...
+    if len(sys.argv) < 3:
+        sys.exit("usage: python -m deepdrummer_live.report OUT_DIR RESULTS.json [RESULTS.json …]")
+    for name, made in compare([Path(p) for p in sys.argv[2:]], Path(sys.argv[1])).items():
+        print(f"{name}: {made}")

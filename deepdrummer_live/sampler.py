@@ -194,12 +194,14 @@ class Sampler:
 
     def sample(self, n: int, constraints: Constraints | None = None,
                exclude: set[str] | None = None, bpm: float = DEFAULT_BPM,
-               cancel: Callable[[], bool] | None = None) -> list[Candidate]:
+               cancel: Callable[[], bool] | None = None,
+               chains: int | None = None) -> list[Candidate]:
         """The `n` best distinct final states of max(n, chains) chains, none of whose loop ids
         (at `bpm`) is in `exclude`, best first. When too few final states qualify (chains that
         met on one mode, or modes already handed out), the best other loops the chains visited
         fill in, then fresh chains; fewer than `n` come back only when the allowed space is
-        nearly exhausted. `cancel()` True (asked every MH step) abandons the run: []."""
+        nearly exhausted. `cancel()` True (asked every MH step) abandons the run: [].
+        `chains` overrides the preset's count (still at least `n`)."""
         if n <= 0:
             return []
         exclude = exclude or set()
@@ -220,7 +222,7 @@ class Sampler:
                             return
 
         for _ in range(MAX_ROUNDS):
-            result, version = self._run(max(n, int(self.setting("chains"))),
+            result, version = self._run(max(n, chains or int(self.setting("chains"))),
                                         int(self.setting("mh_steps")), constraints,
                                         keep_visited=True, cancel=cancel)
             if result.cancelled:

@@ -288,10 +288,12 @@ STATE_KEY = "study_state"
 
 
 def need_participant(value: object) -> str:
+    """A participant's name, in lower case: "Alice" and "alice" are one person (and one
+    folder, also on file systems that ignore case)."""
     if not isinstance(value, str) or not 1 <= len(value) <= 40 \
             or set(value) - PARTICIPANT_CHARS:
         raise BadRequest("a participant name is 1–40 letters, digits, - or _")
-    return value
+    return value.lower()
 
 
 class Participant:
@@ -303,8 +305,8 @@ class Participant:
     protocol is rebuilt from that state and any stored answer it had not seen is replayed.
     """
 
-    def __init__(self, name: str, folder: Path, bank, preset: str | Preset, seed: int, phase1: int,
-                 phase2: int, device: str | None) -> None:
+    def __init__(self, name: str, folder: Path, bank, preset: str | Preset, seed: int,
+                 phase1: int, phase2: int, device: str | None) -> None:
         from .experiment import Protocol
 
         self.name = name
@@ -315,15 +317,19 @@ class Participant:
         self.error: str | None = None
         self._loops: dict[str, Loop] = {}
         self._paused: dict[str, Any] = {}
-        state = self.session.get_meta(STATE_KEY)
-        if state is None:
-            self.protocol = Protocol(bank, preset, seed, phase1, phase2, device=device)
-            self.session.set_meta("participant", name)
-            self.session.set_meta("created", str(time.time()))
-        else:
-            self.protocol = Protocol.from_state(bank, json.loads(state), device=device)
-        self._remember_loops()
-        self._replay_answers()
+        try:
+            state = self.session.get_meta(STATE_KEY)
+            if state is None:
+                self.protocol = Protocol(bank, preset, seed, phase1, phase2, device=device)
+                self.session.set_meta("participant", name)
+                self.session.set_meta("created", str(time.time()))
+            else:
+                self.protocol = Protocol.from_state(bank, json.loads(state), device=device)
+            self._remember_loops()
+            self._replay_answers()
+        except BaseException:
+            self.session.close()
+            raise
 
     def _items(self) -> list[dict]:
         return self.protocol.phase1_items + self.protocol.phase2_items
@@ -377,9 +383,11 @@ class Participant:
             stage = self._stage()
             item = None
             if stage in ("phase1", "phase2"):
+                known = len(self._loops)
                 item = self.protocol.next_item()
                 self._remember_loops()
-                self._save()
+                if len(self._loops) != known:  # a new item: keep it across a restart
+                    self._save()
             p = self.protocol
             out = {"participant": self.name, "stage": stage,
                    "phase1": p.phase1, "phase2": 2 * p.phase2,
@@ -414,19 +422,22 @@ class Participant:
     def answer(self, item_id: str, liked: bool) -> dict[str, Any]:
         """Store the answer (once: a repeat or a second click keeps the first)."""
         loop = self.loop_of(item_id)
-        if self.building:  # every item handed out so far has been answered
-            try:
-                self.session.rate(loop.loop_id, liked, f"study {item_id}")
-            except AlreadyRated:
-                return {"stored": False, **self.state()}
-        with self.lock:
+        stored: bool | None = None
+        if self.building:  # the protocol is busy, and every item handed out was answered
             try:
                 self.session.rate(loop.loop_id, liked, f"study {item_id}")
                 stored = True
             except AlreadyRated:
-                stored = False
-            if stored or not self._answered(item_id):
-                self.protocol.answer(item_id, self._verdict(loop.loop_id))
+                return {"stored": False, **self.state()}
+        with self.lock:
+            if stored is None:
+                try:
+                    self.session.rate(loop.loop_id, liked, f"study {item_id}")
+                    stored = True
+                except AlreadyRated:
+                    stored = False
+            if not self._answered(item_id):  # new, or stored before a crash: the first stands
+                self.protocol.answer(item_id, liked if stored else self._verdict(loop.loop_id))
                 self._save()
             if self._stage() == "done":
                 self._write_results()
@@ -504,6 +515,7 @@ class StudyMode:
         self.bank, self.preset, self.device, self.seed = bank, preset, device, seed
         self.phase1, self.phase2 = phase1, phase2
         self._participants: dict[str, Participant] = {}
+        self._opening: dict[str, threading.Lock] = {}
         self._lock = threading.Lock()
         self._renderer = Renderer(bank)
         self._render_lock = threading.Lock()
@@ -512,16 +524,31 @@ class StudyMode:
         return sum(1 for p in (self.folder / "participants").iterdir() if p.is_dir())
 
     def participant(self, name: str, create: bool = False) -> Participant:
+        """The participant called `name`, loaded (or, with `create`, started) on first use.
+        Loading can take a while (Phase I's critic is rebuilt), so only that name waits."""
+        from .experiment import ProtocolError
+
         name = need_participant(name)
         with self._lock:
-            if name not in self._participants:
-                folder = self.folder / "participants" / name
-                if not create and not (folder / "session.sqlite").exists():
-                    raise HTTPException(404, f"no participant {name!r} in this study")
-                self._participants[name] = Participant(
-                    name, folder, self.bank, self.preset, self._seed_for(name), self.phase1,
-                    self.phase2 // 2, self.device)
-            return self._participants[name]
+            if name in self._participants:
+                return self._participants[name]
+            opening = self._opening.setdefault(name, threading.Lock())
+        with opening:
+            with self._lock:
+                if name in self._participants:
+                    return self._participants[name]
+            folder = self.folder / "participants" / name
+            if not create and not (folder / "session.sqlite").exists():
+                raise HTTPException(404, f"no participant {name!r} in this study")
+            try:
+                participant = Participant(name, folder, self.bank, self.preset,
+                                          self._seed_for(name), self.phase1, self.phase2 // 2,
+                                          self.device)
+            except ProtocolError as exc:
+                raise HTTPException(409, f"cannot resume {name}: {exc}") from None
+            with self._lock:
+                self._participants[name] = participant
+            return participant
 
     def _seed_for(self, name: str) -> int:
         """A fixed seed per participant name, so a rerun of the same study repeats exactly."""

@@ -159,6 +159,28 @@ def test_the_producer_logs_errors_and_keeps_going(caplog):
     assert queue.get(timeout=0).critic_version == 1
 
 
+def test_the_producer_leaves_the_cpu_to_pending_training():
+    critic = VersionedCritic()
+    critic.owed = 0  # minibatches of training pending, as the Learner says
+    queue = make_queue(critic, bank_of(8)).start()
+    try:
+        assert queue.wait_ready(WAIT)
+        critic.owed = 5
+        critic.version = 1  # (a slice of training published already)
+        assert queue.get(timeout=0).critic_version == 0
+        assert not queue.wait_ready(0.3)  # it waits for the training instead of sampling…
+        assert all(c.critic_version == 0 for c in queue.ready())
+        critic.owed = 0
+        assert queue.wait_ready(WAIT)  # …and refills once it is done
+        assert [c.critic_version for c in queue.ready()] == [1] * 4
+        while queue.get(timeout=0) is not None:  # with nothing ready it samples anyway
+            pass
+        critic.owed = 5
+        assert queue.get(timeout=WAIT) is not None
+    finally:
+        queue.close()
+
+
 def test_close_stops_the_producer_and_get_times_out():
     critic = VersionedCritic()
     queue = make_queue(critic, bank_of(8)).start()

@@ -29,26 +29,26 @@ def tiny():
 
 
 def test_protocol_runs_both_phases(bank, tiny):
-    protocol = Protocol(bank, tiny, seed=3, phase1=4, phase2=3)
+    protocol = Protocol(bank, tiny, seed=3, phase1=3, phase2=2)
     seen = []
     while (item := protocol.next_item()) is not None:
         assert protocol.next_item() == item  # the same item until it is answered
         seen.append(item)
         assert protocol.answer(item.item_id, item.index % 2 == 0) is True
-    assert protocol.done and protocol.answered == protocol.total == 10
-    assert [i.phase for i in seen] == [1] * 4 + [2] * 6
+    assert protocol.done and protocol.answered == protocol.total == 7
+    assert [i.phase for i in seen] == [1] * 3 + [2] * 4
     ids = [i.loop.loop_id for i in seen]
     assert len(set(ids)) == len(ids)  # nothing recycled, no loop twice
     state = protocol.state_dict()
-    assert sorted(i["source"] for i in state["phase2_items"]) == ["final"] * 3 + ["init"] * 3
+    assert sorted(i["source"] for i in state["phase2_items"]) == ["final"] * 2 + ["init"] * 2
     out = protocol.results()
     liked = {i["source"]: [] for i in state["phase2_items"]}
     for i in state["phase2_items"]:
         liked[i["source"]].append(i["liked"])
     assert out["theta_init"] == pytest.approx(np.mean(liked["init"]))
     assert out["delta"] == pytest.approx(out["theta_final"] - out["theta_init"])
-    assert out["phase1_likes"] == [True, False, True, False]
-    assert protocol.learner.n_ratings == 4  # Phase II ratings never train the critic
+    assert out["phase1_likes"] == [True, False, True]
+    assert protocol.learner.n_ratings == 3  # Phase II ratings never train the critic
 
 
 def test_answers_are_idempotent_and_checked(bank, tiny):
@@ -66,13 +66,13 @@ def test_answers_are_idempotent_and_checked(bank, tiny):
 
 
 def test_state_round_trip_resumes_identically(bank, tiny):
-    a = Protocol(bank, tiny, seed=5, phase1=4, phase2=2)
+    a = Protocol(bank, tiny, seed=5, phase1=3, phase2=1)
     for liked in (True, False):
         a.answer(a.next_item().item_id, liked)
     state = json.loads(json.dumps(a.state_dict()))  # plain JSON all the way
     b = Protocol.from_state(bank, state)
     assert b.answered == 2 and b.learner.n_ratings == 2
-    for liked in (True, True):  # both continue the same way
+    for liked in (True,):  # both continue the same way
         item_a, item_b = a.next_item(), b.next_item()
         assert item_a == item_b
         a.answer(item_a.item_id, liked)
@@ -91,10 +91,10 @@ def test_run_user_and_summary(bank, tiny):
     users = [dict(out, theta_init=a, theta_final=b, delta=b - a)
              for a, b in ((0.2, 0.6), (0.3, 0.3), (0.5, 0.4), (0.1, 0.9))]
     s = summarise(users)
-    assert s["mean_delta"] == pytest.approx(0.25)
+    assert s["mean_delta"] == pytest.approx(0.275)
     assert s["share_improved"] == 0.5 and s["share_delta_ge_0_2"] == 0.5
     low, high = s["delta_ci95"]
-    assert low <= 0.25 <= high
+    assert low <= 0.275 <= high
     assert bootstrap_ci([1.0, 1.0]) == (1.0, 1.0)
 
 
@@ -128,7 +128,7 @@ def plugin(tmp_path, monkeypatch):
 def test_cli_writes_results_and_figures(plugin, tmp_path, capsys):
     out = tmp_path / "run"
     code = cli.main(["experiment", "--rater", "plugin_rater:factory", "--users", "2",
-                     "--seed", "7", "--phase1", "3", "--phase2", "2", "--out", str(out),
+                     "--seed", "7", "--phase1", "2", "--phase2", "1", "--out", str(out),
                      *TINY_ARGS])
     assert code == 0
     data = json.loads((out / "results.json").read_text())
@@ -140,7 +140,7 @@ def test_cli_writes_results_and_figures(plugin, tmp_path, capsys):
     for name in ("summary.md", "theta_kde.png", "delta_kde.png", "phase1_like_rate.png"):
         assert (out / name).stat().st_size > 100
     err = capsys.readouterr().err
-    assert "users 2/2" in err and "ratings 14/14" in err  # the progress bar's last line
+    assert "users 2/2" in err and "ratings 8/8" in err  # the progress bar's last line
 
 
 @pytest.mark.parametrize("factory, words", [("broken", "raised RuntimeError: cannot hear"),

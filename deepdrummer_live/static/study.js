@@ -133,7 +133,7 @@
     busy = true;
     try { show(await DD.api("POST", base() + "/continue")); }
     catch (e) { DD.say(e.message, true); }
-    finally { busy = false; }
+    finally { busy = false; setButtons(); }
   });
   $("play").addEventListener("click", function () { player.toggle(); });
   $("like").addEventListener("click", function () { answer(true); });

@@ -7,8 +7,14 @@ import time
 
 import pytest
 
-from deepdrummer_live.controller import (LAUNCHPAD, Control, ControllerError, Controller,
-                                         load_profile, save_profile)
+from deepdrummer_live.controller import (
+    LAUNCHPAD,
+    Control,
+    Controller,
+    ControllerError,
+    load_profile,
+    save_profile,
+)
 from deepdrummer_live.deck import Deck
 from deepdrummer_live.midi import close_port, open_input, open_output
 

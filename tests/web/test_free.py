@@ -32,7 +32,7 @@ def ready(browser) -> str:
                     and loop_id(browser), what="a loop ready to rate")
 
 
-def test_page_shows_a_loop_and_plays_it(web, browser, tmp_path):
+def test_page_shows_a_loop_and_plays_it(web, browser):
     browser.get(web.url)
     first = ready(browser)
     rows = browser.find_elements(By.CSS_SELECTOR, "#grid tbody tr")
@@ -47,8 +47,9 @@ def test_page_shows_a_loop_and_plays_it(web, browser, tmp_path):
     assert 8.9 < info["duration"] < 9.1  # 4 bars at 120 bpm + 1 s tail, decoded by Chromium
     assert info["loopSeconds"] == pytest.approx(8.0)
     assert browser.find_element(By.ID, "st-session").text == "session"
-    browser.save_screenshot(str(tmp_path / "free.png"))
-    assert_not_blank(tmp_path / "free.png")
+    shot = web.session.parent / "free.png"
+    browser.save_screenshot(str(shot))
+    assert_not_blank(shot)
     browser.find_element(By.ID, "play").click()
 
 
@@ -167,3 +168,31 @@ def test_bad_requests_get_clear_errors(web):
     assert code == 404 and "no loop" in text
     code, text = post("/api/lock", b'{"track": 4, "grid": true, "sample": false}')
     assert code == 400 and "track" in text
+
+
+def test_keyboard_reachable_and_usable_at_phone_width(web, browser):
+    browser.get(web.url)
+    ready(browser)
+    body = browser.find_element(By.TAG_NAME, "body")
+    body.click()
+    reached = set()
+    for _ in range(30):
+        browser.switch_to.active_element.send_keys("\t")
+        reached.add(browser.switch_to.active_element.get_attribute("id"))
+    assert {"play", "like", "dislike", "next", "fotf", "dl-wav", "dl-midi"} <= reached
+    size = browser.get_window_size()
+    try:
+        browser.set_window_size(390, 844)
+        wait_for(lambda: browser.execute_script("return window.innerWidth") <= 400,
+                 what="a phone-sized window")
+        overflow = browser.execute_script(
+            "return document.documentElement.scrollWidth - window.innerWidth")
+        assert overflow <= 0, f"the page is {overflow}px wider than a phone screen"
+        for button in ("like", "dislike", "next"):
+            box = browser.find_element(By.ID, button).rect
+            assert box["x"] >= 0 and box["x"] + box["width"] <= 390 and box["height"] >= 40
+        shot = web.session.parent / "free-phone.png"
+        browser.save_screenshot(str(shot))
+        assert_not_blank(shot)
+    finally:
+        browser.set_window_size(size["width"], size["height"])

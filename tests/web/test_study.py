@@ -79,6 +79,7 @@ def test_a_shortened_study_end_to_end(tmp_path_factory, browser):
                 assert wait_for(lambda: item_id(browser), what="the item after reload") == before
                 assert state(browser)["answered"] == 3
             if i == 0:
+                wait_for(lambda: item_id(browser), what="the first item")
                 browser.save_screenshot(str(shots / "rating.png"))
                 assert_not_blank(shots / "rating.png")
                 info = wait_for(lambda: (lambda x: x if x["loaded"] else None)(
@@ -148,6 +149,8 @@ def test_a_shortened_study_end_to_end(tmp_path_factory, browser):
         browser.save_screenshot(str(shots / "summary.png"))
         assert_not_blank(shots / "summary.png")
 
+        check_bad_requests(web.url)
+
         # One server per study: a second one for the same folder refuses to start.
         with pytest.raises(RuntimeError, match="one server per study"):
             WebProcess(root, study_args(folder))
@@ -158,7 +161,11 @@ def test_a_shortened_study_end_to_end(tmp_path_factory, browser):
     # Running it again for the same participant shows their results; nothing is added.
     again = WebProcess(root, study_args(folder))
     try:
-        browser.get(again.url + "study")
+        browser.get(again.url + "study")  # another port: another origin, so the name is asked
+        field = wait_for(lambda: (lambda f: f if f.is_displayed() else None)(
+            browser.find_element(By.ID, "participant")), what="the landing page")
+        field.send_keys("alice")
+        field.submit()
         wait_for(lambda: browser.find_element(By.ID, "results").is_displayed(),
                  what="the results after a restart")
         request = urllib.request.Request(again.url + "api/study/p/alice/answer", method="POST",
@@ -171,31 +178,26 @@ def test_a_shortened_study_end_to_end(tmp_path_factory, browser):
         again.stop()
 
 
-def test_bad_study_requests_get_clear_errors(tmp_path_factory):
-    root = tmp_path_factory.mktemp("web-study-bad")
-    web = WebProcess(root, study_args(root / "study"))
-
+def check_bad_requests(url: str) -> None:
+    """Bad input gets a clear error and changes nothing (run on the study server above)."""
     def call(path: str, body: bytes | None = None) -> tuple[int, str]:
-        request = urllib.request.Request(web.url + path.lstrip("/"), data=body,
+        request = urllib.request.Request(url + path.lstrip("/"), data=body,
                                          method="POST" if body is not None else "GET")
         try:
-            with urllib.request.urlopen(request, timeout=30) as reply:
+            with urllib.request.urlopen(request, timeout=60) as reply:
                 return reply.status, reply.read().decode()
         except urllib.error.HTTPError as exc:
             return exc.code, exc.read().decode()
 
-    try:
-        code, text = call("/api/study/join", b'{"participant": "../etc"}')
-        assert code == 400 and "participant" in text
-        assert call("/api/study/p/nobody")[0] == 404
-        assert call("/api/study/join", b"[1]")[0] == 400
-        code, _ = call("/api/study/join", b'{"participant": "bob"}')
-        assert code == 200
-        code, text = call("/api/study/p/bob/answer", b'{"item_id": "2-000", "liked": true}')
-        assert code == 404 and "no item" in text
-        code, text = call("/api/study/p/bob/answer", b'{"item_id": "1-000", "liked": "yes"}')
-        assert code == 400 and "liked" in text
-        code, text = call("/api/study/p/bob/continue", b"{}")
-        assert code == 409 and "not finished" in text
-    finally:
-        web.stop()
+    code, text = call("/api/study/join", b'{"participant": "../etc"}')
+    assert code == 400 and "participant" in text
+    assert call("/api/study/p/nobody")[0] == 404
+    assert call("/api/study/join", b"[1]")[0] == 400
+    assert call("/api/study/join", b'{"participant": "bob"}')[0] == 200
+    code, text = call("/api/study/p/bob/answer", b'{"item_id": "2-000", "liked": true}')
+    assert code == 404 and "no item" in text
+    code, text = call("/api/study/p/bob/answer", b'{"item_id": "1-000", "liked": "yes"}')
+    assert code == 400 and "liked" in text
+    code, text = call("/api/study/p/bob/continue", b"{}")
+    assert code == 409 and "not finished" in text
+    assert json.loads(call("/api/study/p/bob")[1])["answered"] == 0
