@@ -2,7 +2,8 @@
 
     python benchmarks/bench_osc.py [--requests 1000] [--pause-ms 30]
 
-Each round sends `/dd/next`, waits for the bundle, then `/dd/rate` for that loop and waits for
+Each round waits until a loop is ready (a warm queue: a person listens for seconds between
+answers), sends `/dd/next`, waits for the bundle, then `/dd/rate` for that loop and waits for
 `/dd/rated`; every rating makes the critic train in the background, so both are measured while
 training runs. Prints p50/p95/p99 per address and how often the engine was training.
 """
@@ -46,6 +47,8 @@ def main() -> None:
                 client.hello()
                 time.sleep(3)  # let the queue fill
                 for i in range(args.requests):
+                    while client.status()["queue_depth"] == 0:  # measure a warm queue
+                        time.sleep(0.01)
                     start = time.perf_counter()
                     loop = client.next(i)
                     timings["/dd/next"].append(time.perf_counter() - start)

@@ -12,6 +12,7 @@ Two forms, as in the paper:
 
 from __future__ import annotations
 
+import math
 import warnings
 from pathlib import Path
 
@@ -40,8 +41,11 @@ def step_seconds(bpm: float) -> float:
 
 
 def step_offsets(steps: int, bpm: float, sample_rate: int) -> list[int]:
-    """Sample index where each step starts; rounding is shared by every render path."""
-    return [round(s * step_seconds(bpm) * sample_rate) for s in range(steps)]
+    """Sample index where each step starts, rounded down as the paper's code did; shared by
+    every render path. (Rounding half to even would make a 44.1 kHz, 120 bpm bar, 5512.5
+    samples a step, alternate 11026 and 11024 samples between odd steps.)"""
+    per_step = 60.0 * sample_rate / (bpm * STEPS_PER_BEAT)
+    return [math.floor(s * per_step + 1e-7) for s in range(steps)]
 
 
 def bar_length(steps: int, bpm: float, sample_rate: int) -> int:
@@ -55,8 +59,8 @@ def listening_length(steps: int, bpm: float, sample_rate: int) -> int:
 def phase_period(offsets: list[int], n: int) -> int:
     """Smallest P such that step s + P starts exactly n·P/steps samples after step s.
 
-    1 when steps are a whole number of samples apart (16 or 48 kHz at 120 bpm); 4 at 44.1 kHz
-    and 120 bpm (a step is 5512.5 samples, a beat 22050); `steps` (always true) otherwise.
+    1 when steps are a whole number of samples apart (16 or 48 kHz at 120 bpm); 2 at 44.1 kHz
+    and 120 bpm (a step is 5512.5 samples, two are 11025); `steps` (always true) otherwise.
     """
     steps = len(offsets)
     for period in range(1, steps):
@@ -72,6 +76,7 @@ class Renderer:
     """Renders `LoopBatch`es over one `SampleBank`, on the bank's device and at its rate."""
 
     CACHE_BYTES = 12 << 20  # working set per chunk of the bar path: stays in the CPU's cache
+    BLOCK_PERIODS = 2  # most phases for the sparse block path (its bank is P× the samples)
     FOLDED_KEEP = 2  # bar lengths whose folded bank is kept (the current tempo, the last one)
 
     def __init__(self, bank: SampleBank, device: torch.device | str | None = None,
@@ -103,7 +108,8 @@ class Renderer:
                              device=batch.grid.device)
         offsets = step_offsets(steps, bpm, self.sample_rate)
         once = self._render_bar(LoopBatch(torch.cat([batch.grid, silent], dim=2), batch.samples),
-                                bars * n_bar, [b * n_bar + o for b in range(bars) for o in offsets])
+                                bars * n_bar, [b * n_bar + o for b in range(bars) for o in offsets],
+                                blocks=False)  # rendered once per loop: no bank kept for it
         out = torch.zeros(loops, out_len, device=self.device)
         for bar in range(LISTEN_BARS):
             start = bar * n_bar
@@ -111,7 +117,8 @@ class Renderer:
             out[:, start:start + span] += once[:, :span]
         return out
 
-    def _render_bar(self, batch: LoopBatch, n: int, offsets: list[int]) -> torch.Tensor:
+    def _render_bar(self, batch: LoopBatch, n: int, offsets: list[int],
+                    blocks: bool = True) -> torch.Tensor:
         """Time domain, as one batched matrix product per chunk of loops.
 
         Each sample is first wrapped into one bar (`_folded_bank`; or only zero-padded where
@@ -125,8 +132,8 @@ class Renderer:
         """
         loops, tracks, steps = batch.grid.shape
         period = phase_period(offsets, n)
-        if period == 1 and self.device.type == "cpu":
-            return self._render_blocks(batch, n)
+        if blocks and period <= self.BLOCK_PERIODS and self.device.type == "cpu":
+            return self._render_blocks(batch, n, offsets[:period])
         blocks = steps // period
         width = n // blocks
         k = torch.arange(blocks, device=self.device)
@@ -161,22 +168,25 @@ class Renderer:
                 mix[:, :d] += parts[:, q, n - d:]
         return out
 
-    def _render_blocks(self, batch: LoopBatch, n: int) -> torch.Tensor:
-        """The same sum when every step is a whole block of M = n/steps samples (16 kHz or
-        48 kHz at 120 bpm: what the critic hears), as one sparse product per chunk.
+    def _render_blocks(self, batch: LoopBatch, n: int, phases: list[int]) -> torch.Tensor:
+        """The same sum, on the CPU, when steps come in P ≤ BLOCK_PERIODS phases (P = 1 at 16
+        or 48 kHz and 120 bpm, what the critic hears; P = 2 at 44.1 kHz and 120 bpm).
 
-        Output block k of a loop is the sum, over its hits at step s, of block k - s (mod
-        steps) of the hit's sample. A sparse matrix with one entry per (hit, sample block)
-        picks those blocks straight from the bank, so the work is the hits' audio and no more:
-        empty cells and the silence after a short sample cost nothing (the dense product on
-        the GPU does the whole grid; here, on the CPU, this is 3-4× faster).
+        With the bar cut into K = steps/P blocks of M samples, step q + P·k starts k blocks
+        after phase q's start. Each sample is stored once per phase, already delayed by that
+        phase's start (`_phase_bank`), so output block j of a loop is the sum, over its hits
+        at step q + P·k, of block j - k (mod K) of the hit's sample in phase q. One sparse
+        matrix, one entry per (hit, sample block), picks those blocks straight from the bank:
+        the work is the hits' audio and no more. Empty cells and the silence after a short
+        sample cost nothing, where the dense product pays for the whole grid (3-4× faster here;
+        the GPU, which prefers dense work, keeps the dense product).
         """
         loops, _, steps = batch.grid.shape
-        width = n // steps
-        source = self._block_bank(n, width)  # [N, K_src · width]
-        per_row = source.shape[1] // width
-        used = torch.clamp(-(-self.bank.lengths.to(self.device) // width), max=per_row)
-        flat = source.view(-1, width)
+        period = len(phases)
+        blocks = steps // period
+        width = n // blocks
+        bank, used = self._phase_bank(n, width, phases)  # [P·N·KB, M], [P, N] blocks with sound
+        per_row = bank.shape[0] // (period * len(self.audio))
         k = torch.arange(per_row, device=self.device)
         chunk = max(1, self.CACHE_BYTES // (n * 4))
         out = torch.empty(loops, n, device=self.device)
@@ -184,30 +194,38 @@ class Renderer:
             grid = batch.grid[start:start + chunk].to(self.device)
             b, t, s = grid.nonzero(as_tuple=True)
             rows = batch.samples[start:start + chunk].to(self.device)[b, t]
-            keep = k[None, :] < used[rows][:, None]  # [hits, K_src]: the blocks with sound
-            target = (b[:, None] * steps + (k[None, :] + s[:, None]) % steps)[keep]
-            column = (rows[:, None] * per_row + k[None, :])[keep]
+            q, shift = s % period, s // period
+            keep = k[None, :] < used[q, rows][:, None]  # [hits, KB]: the blocks with sound
+            target = (b[:, None] * blocks + (k[None, :] + shift[:, None]) % blocks)[keep]
+            column = (((q * len(self.audio) + rows) * per_row)[:, None] + k[None, :])[keep]
             order = torch.argsort(target, stable=True)
-            counts = torch.bincount(target, minlength=len(grid) * steps)
+            counts = torch.bincount(target, minlength=len(grid) * blocks)
             crow = torch.cat([counts.new_zeros(1), torch.cumsum(counts, 0)])
             picks = torch.sparse_csr_tensor(
                 crow, column[order], torch.full_like(target, MIX_GAIN, dtype=torch.float32),
-                (len(grid) * steps, flat.shape[0]), check_invariants=False)
-            out[start:start + len(grid)] = (picks @ flat).view(len(grid), n)
+                (len(grid) * blocks, bank.shape[0]), check_invariants=False)
+            out[start:start + len(grid)] = (picks @ bank).view(len(grid), n)
         return out
 
-    def _block_bank(self, n: int, width: int) -> torch.Tensor:
-        """The bank cut into blocks of `width`: folded into one bar when samples are longer
-        than the bar, else only zero-padded to whole blocks (cached like `_folded_bank`)."""
-        length = self.audio.shape[1]
-        if n < length:
-            return self._folded_bank(n)
-        key = -((length + width - 1) // width) * width  # negative: never a bar length
-        padded = self._folded.get(key)
-        if padded is None:
-            padded = torch.nn.functional.pad(self.audio, (0, -key - length)).contiguous()
-            self._remember(key, padded)
-        return padded
+    def _phase_bank(self, n: int, width: int,
+                    phases: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Each sample delayed by each phase's start and cut into blocks of `width`: folded
+        into one bar of n where a delayed sample would run past it, else only zero-padded to
+        whole blocks. Returns the blocks [P·N·KB, width] and, per phase and sample, how many
+        leading blocks hold sound. Cached like `_folded_bank`."""
+        key = (n, width, tuple(phases))
+        cached = self._folded.get(key)
+        if cached is None:
+            length = self.audio.shape[1]
+            span = min(n, -(-(phases[-1] + length) // width) * width)
+            ends = torch.stack([self.bank.lengths.to(self.device) + d for d in phases])
+            used = torch.where(ends > n, n // width, -(-ends // width))  # a fold fills the bar
+            delayed = [torch.nn.functional.pad(self.audio, (d, 0)) for d in phases]
+            rows = [_wrap(x, n) if x.shape[1] > n else x for x in delayed]
+            bank = torch.cat([torch.nn.functional.pad(x, (0, span - x.shape[1])) for x in rows])
+            cached = (bank.reshape(-1, width).contiguous(), used)
+            self._remember(key, cached)
+        return cached
 
     def _folded_bank(self, n: int) -> torch.Tensor:
         """[N, n]: each sample wrapped into one bar (its tail re-enters at the start).
@@ -217,19 +235,22 @@ class Renderer:
         """
         folded = self._folded.get(n)
         if folded is None:
-            audio = self.audio
-            pad = (-audio.shape[1]) % n
-            folded = torch.nn.functional.pad(audio, (0, pad)).reshape(len(audio), -1, n).sum(1)
-            folded = folded.contiguous()
+            folded = _wrap(self.audio, n).contiguous()
             self._remember(n, folded)
         return folded
 
-    def _remember(self, key: int, bank: torch.Tensor) -> None:
+    def _remember(self, key: object, bank: object) -> None:
         """Keep `bank`, dropping the oldest beyond FOLDED_KEEP (safe for threads sharing
         this renderer: nothing here raises when another thread got there first)."""
         for old in list(self._folded)[:max(0, len(self._folded) + 1 - self.FOLDED_KEEP)]:
             self._folded.pop(old, None)
         self._folded[key] = bank
+
+
+def _wrap(audio: torch.Tensor, n: int) -> torch.Tensor:
+    """[N, L] → [N, n]: each row cut into pieces of n summed, a tail re-entering at the start."""
+    padded = torch.nn.functional.pad(audio, (0, (-audio.shape[1]) % n))
+    return padded.reshape(len(audio), -1, n).sum(1)
 
 
 def reference_render(bank: SampleBank, loop: Loop, form: str = "bar") -> np.ndarray:

@@ -365,7 +365,7 @@ _NAME_RULES: tuple[tuple[str, str | None], ...] = (
     (r"rim", "rim"),
     (r"open.?hat|hh.?open|(^|[^a-z])oh([^a-z]|$)", "hat_open"),
     (r"closed.?hat|hh.?closed|(^|[^a-z])ch([^a-z]|$)", "hat_closed"),
-    (r"hi.?hat|(^|_)hat|fx", None),  # a hat that does not say open or closed
+    (r"hi.?hat|(^|_)hat|fx", None),  # a hat that does not say open or closed, an effect
     (r"tom", "tom"),
     (r"cymbal|crash|ride", "cymbal"),
     (r"cow.?bell|bell|conga|bongo|clave|wood|maraca|shaker|perc", "perc"),

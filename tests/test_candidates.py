@@ -74,7 +74,7 @@ def make_queue(critic, bank: SampleBank, depth: int = 4, **settings) -> Candidat
 
 def test_get_answers_at_once_when_warm_and_refreshes_on_a_new_critic():
     critic = VersionedCritic()
-    queue = make_queue(critic, bank_of(8)).start()
+    queue = make_queue(critic, bank_of(8), mh_steps=24).start()
     try:
         assert queue.wait_ready(WAIT)
         assert queue.depth == 4

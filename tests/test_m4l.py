@@ -316,7 +316,8 @@ def test_device_session_with_a_real_engine(engine):
         device.pump(lambda: replies(device, "/dd/rated")
                     and device.state()["audibleId"] not in (None, first))
         assert replies(device, "/dd/rated")[-1][0] == first
-        assert "Rated: " in device.status()[1]
+        shown = [" ".join(map(str, m[2:])) for m in device.ui if m[:2] == ["status2", "set"]]
+        assert any(line.startswith("Rated: 1 ratings, 1 liked") for line in shown)
 
         # Lock a track, tell the engine where the bars are, play, dislike.
         device.message("lock", 0, 1)

@@ -58,11 +58,11 @@ def test_each_taste_hears_its_feature():
 def test_answers_are_seeded_and_about_ten_percent_flipped():
     audio = synth({s: "low" for s in (0, 4, 8, 12)})
     a, b = raters.BUILTINS["kick_on_beats"](3), raters.BUILTINS["kick_on_beats"](3)
-    answers = [a(audio, SR) for _ in range(300)]
-    assert answers == [b(audio, SR) for _ in range(300)]
+    answers = [a(audio, SR) for _ in range(150)]
+    assert answers == [b(audio, SR) for _ in range(150)]
     assert all(type(x) is bool for x in answers)
     assert max(answers) is True  # it does like a four-on-the-floor kick …
-    assert 0.04 < 1 - np.mean(answers) < 0.18  # … and flips about one answer in ten
+    assert 0.03 < 1 - np.mean(answers) < 0.2  # … and flips about one answer in ten
 
 
 def test_mixed_covers_every_taste_evenly():

@@ -22,6 +22,7 @@ import torch
 from ..candidates import CandidateQueue
 from ..cli import load_bank
 from ..critic import Critic, LoopFeatures, LoopScorer, count_parameters
+from ..engine import share_cores
 from ..learner import PRESETS, Learner
 from ..loop import random_batch
 from ..sampler import Sampler, metropolis_hastings
@@ -58,6 +59,7 @@ def scoring_rate(scorer, bank, batch: int, seconds: float = 3.0) -> float:
 def live_latencies(bank, preset: str, device, ratings: int) -> dict:
     """A rater who answers as soon as a loop is there: the queue, learner and sampler as the
     engine runs them, in their own threads."""
+    share_cores()  # as the engine runs: training and sampling side by side
     learner = Learner(bank, preset, device=device, seed=0).start()
     sampler = Sampler(bank, learner.scorer(), learner.preset,
                       generator=torch.Generator().manual_seed(1))
@@ -92,6 +94,7 @@ def original_design(bank, device, ratings: int) -> dict:
     """The original: one chain, one loop at a time, 100 MH steps, 40 × 16 after each rating.
     The next loop came from a critic that had not yet learned the rating (computed while the
     rating trained would have stalled), so the fresh loop waits for training + MH."""
+    torch.set_num_threads(os.cpu_count() or 1)  # the original ran alone, on every core
     preset = PRESETS["paper"]
     learner = Learner(bank, preset, device=device, seed=0)
     scorer = learner.scorer()
