@@ -136,6 +136,7 @@ class AudioPlayer:
     def close(self) -> None:
         """Fade out, let the buffer drain, close the stream."""
         if self._thread is None:
+            self.stream.close()
             return
         self._stop.set()
         self._thread.join(timeout=5)

@@ -312,6 +312,7 @@ def main(argv: list[str] | None = None) -> int:
     for key, value in server.env().items():
         print(f"  export {key}={value}")
     print("Ctrl-C stops it (close DeepDrummer first).", flush=True)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # TERM stops it cleanly too
     try:
         while server.running:
             time.sleep(0.5)

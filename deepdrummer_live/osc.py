@@ -76,15 +76,19 @@ def check_arguments(address: str, args: list) -> list:
     optional = optional.rstrip("]")
     if not len(required) <= len(args) <= len(required) + len(optional):
         raise OscRejected("bad_arguments", f"{address} takes {_describe(spec)}, got {len(args)}")
+    out = []
     for i, (kind, value) in enumerate(zip(required + optional, args, strict=False)):
+        number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if kind == "i" and isinstance(value, float) and value.is_integer():
+            value = int(value)  # Max's [udpsend] may send a whole number as a float
         ok = (isinstance(value, str) if kind == "s" else
-              isinstance(value, int) and not isinstance(value, bool) if kind == "i" else
-              isinstance(value, (int, float)) and not isinstance(value, bool))
+              number and isinstance(value, int) if kind == "i" else number)
         if not ok:
             raise OscRejected("bad_arguments",
                               f"{address} argument {i + 1} must be {_TYPE_NAMES[kind]}, "
                               f"got {type(value).__name__}")
-    return [float(v) if k == "f" else v for k, v in zip(required + optional, args, strict=False)]
+        out.append(float(value) if kind == "f" else value)
+    return out
 
 
 _TYPE_NAMES = {"i": "an int", "f": "a float", "s": "a string"}

@@ -204,7 +204,7 @@ class Renderer:
             picks = torch.sparse_csr_tensor(
                 crow, column[order], torch.full_like(target, MIX_GAIN, dtype=torch.float32),
                 (len(grid) * blocks, bank.shape[0]), check_invariants=False)
-            out[start:start + len(grid)] = (picks @ bank).view(len(grid), n)
+            torch.mm(picks, bank, out=out[start:start + len(grid)].view(-1, width))
         return out
 
     def _phase_bank(self, n: int, width: int,

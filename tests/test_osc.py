@@ -48,6 +48,7 @@ def test_hello_next_rate_status(client):
     ("/dd/nope", [], "unknown_address"),
     ("/dd/rate", ["abc"], "bad_arguments"),
     ("/dd/rate", [1, 1], "bad_arguments"),
+    ("/dd/fotf", [0.5], "bad_arguments"),
     ("/dd/rate", ["0123456789ab", 1], "unknown_loop"),
     ("/dd/lock", [7, 1, 1], "out_of_range"),
     ("/dd/fotf", [3], "out_of_range"),
@@ -60,6 +61,11 @@ def test_bad_requests_get_a_clear_error(client, address, args, code):
         client.request(address, *args)
     assert error.value.address == address and error.value.code == code
     assert error.value.text
+
+
+def test_whole_floats_are_taken_as_ints(client):
+    """Max may send whole numbers as floats: 1.0 is an int, 0.5 is not (see above)."""
+    assert client.request("/dd/lock", 1.0, 0.0, 0.0) == [1, 0, 0]
 
 
 def test_a_loop_rated_twice_keeps_the_first_rating(client):

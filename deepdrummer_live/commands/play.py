@@ -79,10 +79,15 @@ def start_bridges(engine: Any, args: argparse.Namespace) -> list[Any]:
     started: list[Any] = []
     try:
         deck.start()
+        # both players count bars from their start: build the audio player first (it
+        # resamples the library, which takes a while), then start the two together
+        sound = _audio_player(deck, engine, audio) if audio is not None else None
+        if sound is not None:
+            started.append(sound)
         if midi is not None:
             started.append(_start_midi(deck, args, midi))
-        if audio is not None:
-            started.append(_start_audio(deck, engine, audio))
+        if sound is not None:
+            sound.thing.start()
         if profile_name is not None:
             started.append(_start_controller(deck, args, profile_name))
     except (MidiError, ControllerError, ValueError, OSError, TimeoutError) as exc:
@@ -120,14 +125,14 @@ def _start_midi(deck: Any, args: argparse.Namespace, port: str) -> _Bridge:
     return _Bridge("midi", player, ports)
 
 
-def _start_audio(deck: Any, engine: Any, device: str) -> _Bridge:
+def _audio_player(deck: Any, engine: Any, device: str) -> _Bridge:
+    """An audio player, not started yet."""
     try:
         from ..audio import AudioPlayer
     except OSError as exc:  # PortAudio missing
         raise ValueError(f"audio needs PortAudio ({exc}); Debian/Ubuntu: apt-get install "
                          "libportaudio2") from None
     player = AudioPlayer(deck, engine.bank, device=None if device == "default" else device)
-    player.start()
     print(f"audio out on {player.device_name} at {player.rate} Hz")
     return _Bridge("audio", player, [])
 
@@ -251,8 +256,8 @@ def run(args: argparse.Namespace) -> int:
         for bridge in bridges:
             bridge.close()
         print("\nstopping: saving the critic…", flush=True)
+        n, likes = engine.session.counts()
         engine.close()
-    n, likes = engine.session.counts()
     print(f"session saved: {n} ratings, {likes} liked — {engine.session.folder}", flush=True)
     return 0
 

@@ -45,12 +45,14 @@ window.DD = (function () {
   class Player {
     constructor() {
       this.ctx = null; this.buffer = null; this.source = null; this.loopSeconds = 0;
-      this.wanted = false; this.loopId = null; this.loading = null; this.onchange = null;
+      this.wanted = false; this.loopId = null; this.onchange = null;
     }
     context() {
       if (!this.ctx) {
         const AC = window.AudioContext || window.webkitAudioContext;
         this.ctx = new AC();
+        // Browsers keep audio suspended until a click or key press: show when it really plays.
+        this.ctx.onstatechange = () => this.changed();
       }
       return this.ctx;
     }
@@ -87,13 +89,14 @@ window.DD = (function () {
     }
     play() { this.wanted = true; this.startSource(); this.changed(); }
     stop() { this.wanted = false; this.stopSource(); this.changed(); }
-    toggle() { if (this.wanted) this.stop(); else this.play(); }
+    toggle() { if (this.info().playing) this.stop(); else this.play(); }
     changed() { if (this.onchange) this.onchange(this); }
     /** For people (the button) and tests: what is loaded and whether it plays. */
     info() {
       return { loopId: this.loopId, loaded: !!this.buffer,
                duration: this.buffer ? this.buffer.duration : 0,
-               loopSeconds: this.loopSeconds, playing: !!this.source,
+               loopSeconds: this.loopSeconds,
+               playing: !!this.source && !!this.ctx && this.ctx.state === "running",
                state: this.ctx ? this.ctx.state : "none" };
     }
   }

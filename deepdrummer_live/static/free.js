@@ -17,7 +17,7 @@
   player.onchange = function (p) {
     const info = p.info();
     $("play").textContent = info.playing ? "■ Stop" : "▶ Play";
-    $("play").setAttribute("aria-pressed", String(p.wanted));
+    $("play").setAttribute("aria-pressed", String(p.info().playing));
   };
 
   function showStatus(s) {

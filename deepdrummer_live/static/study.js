@@ -20,7 +20,7 @@
 
   player.onchange = function (p) {
     $("play").textContent = p.info().playing ? "■ Stop" : "▶ Play";
-    $("play").setAttribute("aria-pressed", String(p.wanted));
+    $("play").setAttribute("aria-pressed", String(p.info().playing));
   };
 
   function setButtons() {

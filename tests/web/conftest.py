@@ -44,9 +44,9 @@ class WebProcess:
     """`deepdrummer-live web` on a free port, as a user starts it; `.url` once it serves."""
 
     def __init__(self, home: Path, args: list[str]) -> None:
-        env = dict(os.environ, DEEPDRUMMER_HOME=str(home / "home"),
-                   DEEPDRUMMER_CACHE=str(home / "cache"), PYTHONUNBUFFERED="1",
+        env = dict(os.environ, DEEPDRUMMER_HOME=str(home / "home"), PYTHONUNBUFFERED="1",
                    OMP_NUM_THREADS="1")
+        env.setdefault("DEEPDRUMMER_CACHE", str(home / "cache"))  # tests/conftest.py sets one
         # `-c main()` rather than `-m deepdrummer_live.cli`: under -m the module runs twice (as
         # __main__ and as imported by the commands), and CliError would not be caught.
         cmd = [sys.executable, "-c", "import sys; from deepdrummer_live.cli import main; "

@@ -5,7 +5,11 @@ from __future__ import annotations
 import urllib.request
 
 import pytest
-from selenium.webdriver.common.by import By
+
+try:
+    from selenium.webdriver.common.by import By
+except ImportError:  # the `browser` fixture skips (or, under CI, fails) and says why
+    By = None
 
 from .conftest import WebProcess, assert_not_blank, stored_ratings, wait_for
 
@@ -196,3 +200,28 @@ def test_keyboard_reachable_and_usable_at_phone_width(web, browser):
         assert_not_blank(shot)
     finally:
         browser.set_window_size(size["width"], size["height"])
+
+
+def test_command_line_mistakes_are_one_line_errors(tmp_path):
+    import socket
+    import subprocess
+    import sys
+
+    from .conftest import REPO
+
+    def web(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "-c", "import sys; from deepdrummer_live.cli import main; "
+             "sys.exit(main())", "web", "--session", str(tmp_path / "s"), *args],
+            capture_output=True, text=True, timeout=120, cwd=REPO)
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        done = web("--port", str(busy.getsockname()[1]))
+    assert done.returncode == 2 and "cannot listen" in done.stderr and "--port" in done.stderr
+    assert not (tmp_path / "s").exists()  # refused before opening anything
+    done = web("--set", "chains=4")
+    assert done.returncode == 2 and "--study" in done.stderr
+    done = web("--study", str(tmp_path / "st"), "--phase2", "5")
+    assert done.returncode == 2 and "odd" in done.stderr
