@@ -134,12 +134,7 @@ class Deck:
             handed = self._pending
             self._pending = None
             if handed is None:
-                current = getattr(self.engine, "current", None)
-                playing = self.playing_handed
-                if (current is not None and playing is not None and not self._fetching
-                        and current.loop_id not in (playing.loop_id, self._adopting)):
-                    self._adopting = current.loop_id  # prepared on the worker, then queued
-                    self._jobs.put(("adopt", current))
+                self._check_handed_elsewhere()
             if handed is None or (self.playing_handed is not None
                                   and handed.loop_id == self.playing_handed.loop_id):
                 return self.playing_handed, False
@@ -163,6 +158,17 @@ class Deck:
             self.bar = -1
             if self.playing_handed is not None and self._pending is None:
                 self._pending, self.playing_handed = self.playing_handed, None
+
+    def _check_handed_elsewhere(self) -> None:
+        """A loop handed out by someone else (OSC `/dd/next` makes it the engine's current
+        loop) is prepared on the worker, then starts at the next bar line. Holds _lock."""
+        current = getattr(self.engine, "current", None)
+        playing = self.playing_handed
+        if (current is not None and playing is not None and self._pending is None
+                and not self._fetching
+                and current.loop_id not in (playing.loop_id, self._adopting)):
+            self._adopting = current.loop_id
+            self._jobs.put(("adopt", current))
 
     # -- user actions: return at once, done on the worker ----------------------------------
     def next(self) -> None:
@@ -195,7 +201,12 @@ class Deck:
     # -- the worker ------------------------------------------------------------------------
     def _work(self) -> None:
         while True:
-            job = self._jobs.get()
+            try:
+                job = self._jobs.get(timeout=0.05)
+            except queue.Empty:  # meanwhile, watch for loops handed out by others
+                with self._lock:
+                    self._check_handed_elsewhere()
+                continue
             if job is None:
                 return
             try:

@@ -268,7 +268,7 @@ class Protocol:
                 LoopBatch.from_loops([Loop.from_dict(item["loop"])], bank)
         except (KeyError, TypeError, ValueError) as exc:
             raise ProtocolError(f"bad protocol state: {exc}") from None
-        if protocol.phase == 1:  # the critic is still needed: rebuild it rating by rating
+        if not protocol.phase2_items:  # the critic is still needed: rebuild it rating by rating
             for item in protocol.phase1_items:
                 if item["liked"] is not None:
                     protocol.learner.train_pending()

@@ -30,14 +30,16 @@ import sys
 import threading
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import rtmidi
 
-from .render import DEFAULT_NOTES, GM_DRUM_CHANNEL
-
 log = logging.getLogger("deepdrummer_live.midi")
 
+# as in render.py; repeated so that the scheduler process never imports torch
+DEFAULT_NOTES = (36, 38, 42, 46)
+GM_DRUM_CHANNEL = 9
 CLIENT_NAME = "DeepDrummer"
 NOTE_ON, NOTE_OFF, CONTROL = 0x90, 0x80, 0xB0
 ALL_NOTES_OFF = 123
@@ -259,6 +261,8 @@ class MidiPlayer:
 
     def close(self) -> None:
         """Stop, switch every note off (no stuck notes), restore the GIL switch interval."""
+        if self._stop.is_set():
+            return
         self._stop.set()
         if self.clock_in is not None:
             with contextlib.suppress(Exception):
@@ -319,6 +323,8 @@ class MidiPlayer:
                         note = notes[track]
                         loudest[note] = max(velocity, loudest.get(note, 0))
                 events.append(list(loudest.items()))
+            if len(self._events) > 64:
+                self._events.clear()
             self._events[handed.loop_id] = events
         return self._events[handed.loop_id]
 
@@ -431,3 +437,186 @@ class MidiPlayer:
         self._play_step(step, now, change)
         if step == 0:
             self.deck.bar_line(bar, self.clock_bpm or self.bpm)
+
+
+# -- the internal clock in a process of its own ------------------------------------------------
+FEED_AHEAD = 0.08  # the parent picks the loop for a bar this long before its bar line
+CHILD_LEAD = 0.4  # bar 0 starts this long after the child is ready
+
+
+@dataclass(frozen=True)
+class _Shape:
+    steps: int
+    tracks: int
+
+
+@dataclass(frozen=True)
+class PlayedLoop:
+    """What the scheduler process needs of a loop: plain values, no torch."""
+
+    loop_id: str
+    notes: tuple[int, ...]
+    velocities: tuple[tuple[int, ...], ...]
+    loop: _Shape
+
+    @classmethod
+    def of(cls, handed: Any) -> PlayedLoop:
+        velocities = getattr(handed, "velocities", None) or tuple(
+            tuple(100 if on else 0 for on in row) for row in handed.loop.grid)
+        return cls(handed.loop_id, tuple(getattr(handed, "notes", ()) or DEFAULT_NOTES),
+                   tuple(tuple(int(v) for v in row) for row in velocities),
+                   _Shape(handed.loop.steps, handed.loop.tracks))
+
+
+class _PipeDeck:
+    """The scheduler process's deck: plays the newest loop sent for a bar at or before this."""
+
+    def __init__(self) -> None:
+        self.schedule: list[tuple[int, PlayedLoop]] = []
+        self.lock = threading.Lock()
+        self.current: PlayedLoop | None = None
+        self.since = -1
+
+    def add(self, from_bar: int, played: PlayedLoop) -> None:
+        with self.lock:
+            self.schedule.append((from_bar, played))
+
+    def loop_for_bar(self, bar: int) -> tuple[Any, bool]:
+        with self.lock:
+            due = [item for item in self.schedule if item[0] <= bar]
+            self.schedule = [item for item in self.schedule if item[0] > bar]
+        if due:
+            played = due[-1][1]
+            if self.current is None or played.loop_id != self.current.loop_id:
+                self.current, self.since = played, bar
+                return played, True
+        return self.current, False
+
+    def bar_line(self, bar: int, bpm: float) -> None:
+        pass
+
+
+def _scheduler_main(conn: Any, spec: dict) -> None:
+    """Entry point of the scheduler process: open the port, play what the parent sends."""
+    try:
+        out = open_output(spec["port"], spec["api"], spec["client"])
+    except Exception as exc:
+        conn.send(("error", str(exc)))
+        return
+    deck = _PipeDeck()
+    player = MidiPlayer(deck, out, notes=spec["notes"], channel=spec["channel"],
+                        bpm=spec["bpm"], record=spec["record"], lead=spec["lead"],
+                        hold=spec["hold"], switch_interval=None).start()
+    while player.started_at is None:
+        time.sleep(0.001)
+    conn.send(("ready", player.started_at))
+    try:
+        while True:
+            try:
+                message = conn.recv()
+            except EOFError:  # the parent is gone: stop, notes off
+                break
+            if message[0] == "loop":
+                deck.add(message[1], message[2])
+            elif message[0] == "bpm":
+                player.bpm = message[1]
+            elif message[0] == "stop":
+                break
+    finally:
+        player.close()
+        close_port(out)
+        with contextlib.suppress(Exception):
+            conn.send(("done", list(player.sent or ()), player.late_steps, player.realtime))
+
+
+class IsolatedMidiPlayer:
+    """The internal-clock MIDI player, run in a child process that owns the output port.
+
+    Why: in one process, every Python thread shares the GIL; on a loaded machine a thread
+    holding it (critic training, candidate search) can be descheduled for tens of ms, and the
+    scheduler waits for it. The child has nothing but the scheduler, so the critic cannot touch
+    the timing. This process still decides which loop plays from which bar (`Deck`), a little
+    ahead of each bar line (`FEED_AHEAD`), and sends it down a pipe.
+    """
+
+    def __init__(self, deck: Any, port: str | None = None, api: str = "auto",
+                 client: str = CLIENT_NAME, notes: Sequence[int] | None = None,
+                 channel: int = GM_DRUM_CHANNEL, bpm: float = 120.0, record: bool = False,
+                 hold: float = HOLD) -> None:
+        if not 0 <= channel <= 15:
+            raise ValueError(f"MIDI channel must be 1–16, got {channel + 1}")
+        choose_api(api)  # a bad API name fails here, in this process
+        self.deck = deck
+        self.bpm = float(bpm)
+        self.spec = {"port": port, "api": api, "client": client,
+                     "notes": tuple(notes) if notes else None, "channel": channel,
+                     "bpm": self.bpm, "record": record, "lead": CHILD_LEAD, "hold": hold}
+        self.sent: list = []
+        self.late_steps = 0
+        self.realtime = False
+        self.started_at: float | None = None
+        self._process: Any = None
+        self._conn: Any = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self, timeout: float = 30.0) -> IsolatedMidiPlayer:
+        import multiprocessing
+
+        context = multiprocessing.get_context("spawn")  # no fork of a process running torch
+        self._conn, child = context.Pipe()
+        self._process = context.Process(target=_scheduler_main, args=(child, self.spec),
+                                        name="deepdrummer-midi", daemon=True)
+        self._process.start()
+        child.close()
+        if not self._conn.poll(timeout):
+            self._process.kill()
+            raise MidiError("the MIDI scheduler process did not start")
+        kind, value = self._conn.recv()
+        if kind == "error":
+            self._process.join(5)
+            raise MidiError(value)
+        self.started_at = value
+        self._thread = threading.Thread(target=self._feed, name="midi-feed", daemon=True)
+        self._thread.start()
+        return self
+
+    def _feed(self) -> None:
+        """Before each bar line: the deck's loop for that bar, sent if it changes."""
+        bar, bar_time, last = 0, self.started_at, None
+        try:
+            while not self._stop.wait(max(0.0, bar_time - FEED_AHEAD - time.perf_counter())):
+                handed, started = self.deck.loop_for_bar(bar)
+                if handed is not None and (started or last is None
+                                           or handed.loop_id != last.loop_id):
+                    self._conn.send(("loop", bar, PlayedLoop.of(handed)))
+                    last = handed
+                self.deck.bar_line(bar, self.bpm)
+                steps = handed.loop.steps if handed is not None else 16
+                bar, bar_time = bar + 1, bar_time + steps * 15.0 / self.bpm
+        except (OSError, EOFError):
+            log.warning("the MIDI scheduler process is gone")
+
+    def close(self) -> None:
+        """Stop the child (it switches every note off and closes its port)."""
+        if self._process is None:
+            return
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        with contextlib.suppress(OSError, EOFError, BrokenPipeError):
+            self._conn.send(("stop",))
+            if self._conn.poll(10):
+                _, self.sent, self.late_steps, self.realtime = self._conn.recv()
+        self._process.join(10)
+        if self._process.is_alive():
+            self._process.kill()
+            self._process.join()
+        self._conn.close()
+        self._process = None
+
+    def __enter__(self) -> IsolatedMidiPlayer:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.close()

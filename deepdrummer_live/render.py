@@ -1,12 +1,14 @@
 """Batched renderer: many loops → audio in one call, plus WAV and MIDI export.
 
-No Python loop over loops or steps: a whole batch renders as a few tensor operations.
+No Python loop over loops, steps or hits: a batch renders as a few tensor operations per
+chunk of loops (chunks keep the working set in the CPU's cache).
 
 Two forms, as in the paper:
 - `bar`: one bar as heard inside a repeating loop (tails of the previous repetition wrap into
   its start), which is what the critic hears, in training and in scoring alike. Rendered in the
-  time domain as one batched matrix product (see `Renderer._render_bar`);
-- `listening`: 4 bars plus 1 s of tail, which is what a person hears: the same product over
+  time domain as one matrix product per chunk: sparse on the CPU where steps fall on a grid
+  of whole blocks (`Renderer._render_blocks`), dense otherwise (`Renderer._render_bar`);
+- `listening`: 4 bars plus 1 s of tail, which is what a person hears: the dense product over
   a period long enough that no tail wraps, overlap-added once per bar.
 """
 
@@ -86,7 +88,7 @@ class Renderer:
         self.audio = bank.audio.to(self.device)
         self.sample_rate = bank.sample_rate
         self.chunk = chunk  # most loops per inner step: bounds memory
-        self._folded: dict[int, torch.Tensor] = {}
+        self._folded: dict[object, object] = {}  # banks cut for one bar length (and phases)
 
     def bar(self, batch: LoopBatch, bpm: float = DEFAULT_BPM) -> torch.Tensor:
         """[B, bar_length] float32: one bar of each loop in steady state (circular)."""
@@ -109,7 +111,7 @@ class Renderer:
         offsets = step_offsets(steps, bpm, self.sample_rate)
         once = self._render_bar(LoopBatch(torch.cat([batch.grid, silent], dim=2), batch.samples),
                                 bars * n_bar, [b * n_bar + o for b in range(bars) for o in offsets],
-                                blocks=False)  # rendered once per loop: no bank kept for it
+                                sparse=False)  # rendered once per loop: no bank kept for it
         out = torch.zeros(loops, out_len, device=self.device)
         for bar in range(LISTEN_BARS):
             start = bar * n_bar
@@ -118,12 +120,12 @@ class Renderer:
         return out
 
     def _render_bar(self, batch: LoopBatch, n: int, offsets: list[int],
-                    blocks: bool = True) -> torch.Tensor:
-        """Time domain, as one batched matrix product per chunk of loops.
+                    sparse: bool = True) -> torch.Tensor:
+        """Time domain, as one batched matrix product per chunk of loops (or `_render_blocks`).
 
         Each sample is first wrapped into one bar (`_folded_bank`; or only zero-padded where
-        every sample fits in one bar). When steps repeat every P
-        steps, M = n/K samples apart (K = steps/P), step q + P·k starts at offsets[q] + k·M. The
+        every sample fits in one bar). When steps repeat every P steps,
+        M = n/K samples apart (K = steps/P), step q + P·k starts at offsets[q] + k·M. The
         k part is a circular shift by whole blocks: with the bar cut into K blocks of M samples,
         it is a K×K circulant matrix of grid cells acting on the sample's blocks. So one product
         [P·K, T·K] @ [T·K, M] per loop sums every track's hits for each phase q, and the P phases
@@ -132,7 +134,7 @@ class Renderer:
         """
         loops, tracks, steps = batch.grid.shape
         period = phase_period(offsets, n)
-        if blocks and period <= self.BLOCK_PERIODS and self.device.type == "cpu":
+        if sparse and period <= self.BLOCK_PERIODS and self.device.type == "cpu":
             return self._render_blocks(batch, n, offsets[:period])
         blocks = steps // period
         width = n // blocks

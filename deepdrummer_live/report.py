@@ -48,8 +48,10 @@ class ProgressBar:
         return (f"[{bar}] users {self.users_done}/{self.users}  ratings {done}/{total}  "
                 f"elapsed {_duration(elapsed)}  left ~{eta}")
 
-    def close(self) -> None:
-        self.update(self.users_done, self.ratings_done, force=True)
+    def close(self, users_done: int | None = None, ratings_done: int | None = None) -> None:
+        """Draw the final state and end the line."""
+        self.update(self.users_done if users_done is None else users_done,
+                    self.ratings_done if ratings_done is None else ratings_done, force=True)
         self.stream.write("\n")
         self.stream.flush()
 

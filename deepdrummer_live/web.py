@@ -306,7 +306,7 @@ class Participant:
     """
 
     def __init__(self, name: str, folder: Path, bank, preset: str | Preset, seed: int,
-                 phase1: int, phase2: int, device: str | None) -> None:
+                 phase1: int, phase2: int, device: str | None, bpm: float = 120.0) -> None:
         from .experiment import Protocol
 
         self.name = name
@@ -320,7 +320,8 @@ class Participant:
         try:
             state = self.session.get_meta(STATE_KEY)
             if state is None:
-                self.protocol = Protocol(bank, preset, seed, phase1, phase2, device=device)
+                self.protocol = Protocol(bank, preset, seed, phase1, phase2, bpm=bpm,
+                                         device=device)
                 self.session.set_meta("participant", name)
                 self.session.set_meta("created", str(time.time()))
             else:
@@ -506,14 +507,14 @@ class StudyMode:
 
     def __init__(self, folder: str | Path, bank, preset: str | Preset = "default",
                  device: str | None = None, seed: int = 0, phase1: int = 80,
-                 phase2: int = 60) -> None:
+                 phase2: int = 60, bpm: float = 120.0) -> None:
         if phase2 % 2:
             raise ValueError("Phase II must have an even number of loops (half per critic)")
         self.folder = Path(folder).expanduser().resolve()
         (self.folder / "participants").mkdir(parents=True, exist_ok=True)
         self._lockfile = _exclusive(self.folder / "study.lock")
         self.bank, self.preset, self.device, self.seed = bank, preset, device, seed
-        self.phase1, self.phase2 = phase1, phase2
+        self.phase1, self.phase2, self.bpm = phase1, phase2, bpm
         self._participants: dict[str, Participant] = {}
         self._opening: dict[str, threading.Lock] = {}
         self._lock = threading.Lock()
@@ -543,7 +544,7 @@ class StudyMode:
             try:
                 participant = Participant(name, folder, self.bank, self.preset,
                                           self._seed_for(name), self.phase1, self.phase2 // 2,
-                                          self.device)
+                                          self.device, self.bpm)
             except ProtocolError as exc:
                 raise HTTPException(409, f"cannot resume {name}: {exc}") from None
             with self._lock:

@@ -20,7 +20,7 @@ class EngineProcess:
     def __init__(self, session: Path, cache: Path, samples: Path = PAPER_LIBRARY,
                  extra: list[str] | None = None) -> None:
         env = dict(os.environ, DEEPDRUMMER_CACHE=str(cache), PYTHONUNBUFFERED="1")
-        cmd = [sys.executable, "-m", "deepdrummer_live.cli", "serve", "--osc-port", "0",
+        cmd = [sys.executable, "-m", "deepdrummer_live", "serve", "--osc-port", "0",
                "--session", str(session), "--samples", str(samples), *(extra or [])]
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                      text=True, env=env, cwd=REPO)

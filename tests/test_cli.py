@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from deepdrummer_live.cli import main as cli_main
 from deepdrummer_live.kit import DEFAULT_KIT_DIR, KIT_SIZE
 from deepdrummer_live.render import LISTEN_BARS
 
@@ -26,6 +27,17 @@ def cli(*args: str | Path, timeout: float = 120) -> subprocess.CompletedProcess[
                           capture_output=True, text=True, timeout=timeout, env=env)
 
 
+def main(capsys: pytest.CaptureFixture[str], *args: str | Path) -> subprocess.CompletedProcess:
+    """The same command in this process (no interpreter start-up: torch loads once), for the
+    many cases below; the subprocess tests above show the real entry point behaves alike."""
+    try:
+        code = cli_main([str(a) for a in args])
+    except SystemExit as exc:  # argparse's way out
+        code = int(exc.code or 0)
+    out, err = capsys.readouterr()
+    return subprocess.CompletedProcess(list(args), code, out, err)
+
+
 def _one_line_error(result: subprocess.CompletedProcess[str]) -> str:
     assert result.returncode == 2, result.stderr
     lines = result.stderr.strip().splitlines()
@@ -34,15 +46,16 @@ def _one_line_error(result: subprocess.CompletedProcess[str]) -> str:
     return lines[0]
 
 
-def test_samples_info_on_the_paper_library(paper_library: Path) -> None:
-    result = cli("samples", "info", paper_library, "--json")
+def test_samples_info_on_the_paper_library(paper_library: Path, paper_bank: object) -> None:
+    result = cli("samples", "info", paper_library, "--json")  # decoded already: from the cache
     assert result.returncode == 0, result.stderr
     info = json.loads(result.stdout)  # one JSON object, nothing else on stdout
     assert info["count"] == PAPER_COUNT and info["skipped"] == []
     assert len(info["samples"]) == PAPER_COUNT and info["sample_rate"] == 44100
 
 
-def test_samples_info_reports_skipped_files(tmp_path: Path) -> None:
+def test_samples_info_reports_skipped_files(tmp_path: Path,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
     t = np.arange(4410) / 44100
     sf.write(tmp_path / "hit.wav", np.sin(2 * np.pi * 200 * t) * np.exp(-t / 0.02), 44100)
     (tmp_path / "bad.wav").write_text("not audio")
@@ -53,7 +66,7 @@ def test_samples_info_reports_skipped_files(tmp_path: Path) -> None:
     assert info["count"] == 1 and info["samples"] == ["hit.wav"]
     assert {item["path"] for item in info["skipped"]} == {"bad.wav", "empty.aiff"}
     assert all(item["reason"] for item in info["skipped"])
-    text = cli("samples", "info", tmp_path)  # the human form names them too
+    text = main(capsys, "samples", "info", tmp_path)  # the human form names them too
     assert "1 samples loaded" in text.stdout and "skipped bad.wav: " in text.stdout
 
     (tmp_path / "hit.wav").unlink()  # nothing usable left: still every reason, then exit 2
@@ -78,7 +91,7 @@ def test_samples_build_writes_the_kit(tmp_path: Path) -> None:
         assert (out / name).read_bytes() == (DEFAULT_KIT_DIR / name).read_bytes(), name
 
 
-def test_render_writes_wav_and_midi(tmp_path: Path) -> None:
+def test_render_writes_wav_and_midi(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     wav, mid = tmp_path / "loop.wav", tmp_path / "loop.mid"
     result = cli("render", "--seed", "7", "--bpm", "97", "--out", wav, "--midi", mid)
     assert result.returncode == 0, result.stderr
@@ -96,13 +109,14 @@ def test_render_writes_wav_and_midi(tmp_path: Path) -> None:
     assert len(notes) == LISTEN_BARS * sum(row.count("x") for row in rows) > 0
 
     again = tmp_path / "again.wav"
-    assert cli("render", "--seed", "7", "--bpm", "97", "--out", again).returncode == 0
+    assert main(capsys, "render", "--seed", "7", "--bpm", "97", "--out", again).returncode == 0
     assert again.read_bytes() == wav.read_bytes()  # a seed is a loop
 
 
-def test_render_with_another_library(tmp_path: Path, paper_library: Path) -> None:
+def test_render_with_another_library(tmp_path: Path, paper_library: Path,
+                                     capsys: pytest.CaptureFixture[str]) -> None:
     wav = tmp_path / "paper.wav"
-    result = cli("render", "--seed", "1", "--samples", paper_library, "--out", wav)
+    result = main(capsys, "render", "--seed", "1", "--samples", paper_library, "--out", wav)
     assert result.returncode == 0, result.stderr
     assert sf.info(str(wav)).frames == 9 * 44100  # 120 bpm by default: the paper's 9 s
     assert result.stdout.count("track ") == 4
@@ -127,23 +141,37 @@ def test_render_with_another_library(tmp_path: Path, paper_library: Path) -> Non
     ["frobnicate"],
     [],
 ])
-def test_bad_arguments_give_one_line_and_exit_2(tmp_path: Path, args: list[str]) -> None:
-    result = subprocess.run([sys.executable, "-m", "deepdrummer_live.cli", *args],
-                            capture_output=True, text=True, timeout=120, cwd=tmp_path)
-    _one_line_error(result)
+def test_bad_arguments_give_one_line_and_exit_2(tmp_path: Path, args: list[str],
+                                                capsys: pytest.CaptureFixture[str],
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    _one_line_error(main(capsys, *args))
     assert not (tmp_path / "x.wav").exists()  # nothing half-written
 
 
-def test_build_refuses_a_file_as_out(tmp_path: Path) -> None:
+@pytest.mark.parametrize("args", [
+    ["render", "--seed", "one", "--out", "x.wav"],
+    ["render", "--seed", "1", "--out", "no/such/folder/x.wav"],
+    ["samples", "info", "no/such/folder"],
+])
+def test_bad_arguments_in_a_real_process(tmp_path: Path, args: list[str]) -> None:
+    result = subprocess.run([sys.executable, "-m", "deepdrummer_live.cli", *args],
+                            capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    _one_line_error(result)
+    assert not (tmp_path / "x.wav").exists()
+
+
+def test_build_refuses_a_file_as_out(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     target = tmp_path / "kit.wav"
     target.write_bytes(b"keep me")
-    assert "not a folder" in _one_line_error(cli("samples", "build", "--out", target))
+    assert "not a folder" in _one_line_error(main(capsys, "samples", "build", "--out", target))
     assert target.read_bytes() == b"keep me"  # bad input loses nothing
 
 
-def test_render_into_an_empty_library_folder(tmp_path: Path) -> None:
+def test_render_into_an_empty_library_folder(tmp_path: Path,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
     empty = tmp_path / "empty"
     empty.mkdir()
-    line = _one_line_error(cli("render", "--seed", "1", "--samples", empty,
-                               "--out", tmp_path / "x.wav"))
+    line = _one_line_error(main(capsys, "render", "--seed", "1", "--samples", empty,
+                                "--out", tmp_path / "x.wav"))
     assert "no audio files" in line and not (tmp_path / "x.wav").exists()

@@ -77,7 +77,8 @@ def test_state_round_trip_resumes_identically(bank, tiny):
         assert item_a == item_b
         a.answer(item_a.item_id, liked)
         b.answer(item_b.item_id, liked)
-    assert a.next_item() == b.next_item()  # Phase II chosen alike
+    c = Protocol.from_state(bank, a.state_dict())  # Phase I done, Phase II not chosen yet
+    assert a.next_item() == b.next_item() == c.next_item()  # Phase II chosen alike
     with pytest.raises(ProtocolError):
         Protocol.from_state(bank, {"version": 99})
 

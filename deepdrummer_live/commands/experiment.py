@@ -143,8 +143,7 @@ def run(args: argparse.Namespace) -> int:
         raise CliError(str(exc)) from None
     finally:
         if bar is not None:
-            bar.update(len(results), sum(answered.values()), force=True)
-            bar.close()
+            bar.close(len(results), sum(answered.values()))
     users = [results[s] for s in seeds]
     data = {"rater": args.rater, "preset_name": args.preset, "overrides": overrides,
             "preset": preset_to_dict(preset), "seed": args.seed, "phase1": args.phase1,

@@ -54,7 +54,8 @@ def run(args: argparse.Namespace) -> int:
         logging.getLogger("deepdrummer_live").warning(
             "web interface on %s: anyone on that network can rate loops", args.host)
         print(f"WARNING: listening on {args.host}, not only on this computer (127.0.0.1)")
-    stop = wait_for_shutdown()
+    if args.set and not args.study:
+        raise CliError("--set changes the preset of a study only (use it with --study)")
     try:
         server = WebServer(args.host, args.port)
     except OSError as exc:
@@ -62,10 +63,9 @@ def run(args: argparse.Namespace) -> int:
                        "another one running? Choose another port with --port") from None
     engine = study = None
     try:
+        stop = wait_for_shutdown()
         if args.study:
             study = open_study(args)
-        elif args.set:
-            raise CliError("--set changes the preset of a study only (use it with --study)")
         else:
             engine = open_engine(args)
         server.start(create_app(engine, study))
@@ -99,7 +99,7 @@ def open_study(args: argparse.Namespace):
     bank = load_bank(args.samples)
     try:
         study = StudyMode(folder, bank, preset=preset, device=args.device, seed=args.seed,
-                          phase1=args.phase1, phase2=args.phase2)
+                          phase1=args.phase1, phase2=args.phase2, bpm=args.bpm)
     except StudyBusy as exc:
         raise CliError(f"{exc}; stop that one first (one server per study)") from None
     print(f"study {folder.name}: {study.n_participants()} participants so far — {folder}")

@@ -87,6 +87,7 @@
   async function rate(liked) {
     if (busy || !loop || loop.rated) return;
     busy = true; setButtons();
+    player.stopSource();  // silence until the next loop (it starts by itself)
     try {
       const data = await DD.api("POST", "/api/rate", { loop_id: loop.loop_id, liked: liked });
       loop.rated = true;

@@ -71,7 +71,8 @@
   async function answer(liked) {
     if (busy || !state || !state.item) return;
     busy = true; setButtons();
-    DD.say("Saved. Next loop…");
+    player.stopSource();  // silence until the next loop (it starts by itself)
+    DD.say("Saving… the next loop is on its way.");
     try {
       show(await DD.api("POST", base() + "/answer",
                         { item_id: state.item.item_id, liked: liked }));

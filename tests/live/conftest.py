@@ -109,13 +109,14 @@ def trainer(engine, bank):
 
 
 class Receiver:
-    """An independent JACK MIDI input that records (message, JACK time in s) by polling.
+    """An independent JACK MIDI input that records (message, JACK time in s) by polling;
+    connected to `source`, or a virtual port `client:in` when `source` is None.
 
     Polling (no callback) keeps Python out of JACK's process thread; RtMidi stamps each message
     with the JACK time of the cycle that delivered it.
     """
 
-    def __init__(self, source: str, client: str = "DDTest") -> None:
+    def __init__(self, source: str | None, client: str = "DDTest") -> None:
         from deepdrummer_live.midi import open_input
 
         self.port = open_input(source, api="jack", client=client, timing=True)

@@ -69,6 +69,11 @@ class WebProcess:
                 return found.group(1)
         raise TimeoutError("web did not start:\n" + "".join(self.lines))
 
+    def kill(self) -> None:
+        """SIGKILL: a crash or a power cut, with no chance to save anything."""
+        self.proc.kill()
+        self.proc.communicate(timeout=30)
+
     def stop(self, timeout: float = 60.0) -> str:
         """SIGTERM, as a service manager would; returns everything it printed."""
         if self.proc.poll() is None:

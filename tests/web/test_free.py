@@ -202,26 +202,21 @@ def test_keyboard_reachable_and_usable_at_phone_width(web, browser):
         browser.set_window_size(size["width"], size["height"])
 
 
-def test_command_line_mistakes_are_one_line_errors(tmp_path):
+def test_command_line_mistakes_are_one_line_errors(tmp_path, capsys):
     import socket
-    import subprocess
-    import sys
 
-    from .conftest import REPO
+    from deepdrummer_live.cli import main
 
-    def web(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run(
-            [sys.executable, "-c", "import sys; from deepdrummer_live.cli import main; "
-             "sys.exit(main())", "web", "--session", str(tmp_path / "s"), *args],
-            capture_output=True, text=True, timeout=120, cwd=REPO)
-
+    session = str(tmp_path / "s")
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen(1)
-        done = web("--port", str(busy.getsockname()[1]))
-    assert done.returncode == 2 and "cannot listen" in done.stderr and "--port" in done.stderr
+        assert main(["web", "--session", session, "--port", str(busy.getsockname()[1])]) == 2
+    err = capsys.readouterr().err
+    assert "cannot listen" in err and "--port" in err and err.count("\n") == 1
     assert not (tmp_path / "s").exists()  # refused before opening anything
-    done = web("--set", "chains=4")
-    assert done.returncode == 2 and "--study" in done.stderr
-    done = web("--study", str(tmp_path / "st"), "--phase2", "5")
-    assert done.returncode == 2 and "odd" in done.stderr
+    assert main(["web", "--session", session, "--set", "chains=4"]) == 2
+    assert "--study" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_:
+        main(["web", "--study", str(tmp_path / "st"), "--phase2", "5"])
+    assert exit_.value.code == 2 and "odd" in capsys.readouterr().err
