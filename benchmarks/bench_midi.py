@@ -3,11 +3,13 @@
     python benchmarks/bench_midi.py [--bars 64] [--bpm 240] [--period 256]
 
 Starts its own dummy JACK server (jackd2 must be installed), plays a dense loop on
-DeepDrummer:out with the internal clock, and records it with an independent JACK MIDI input
+its output port with the internal clock, and records it with an independent JACK MIDI input
 (RtMidi stamps each message with the JACK time of the cycle that delivered it). Timing error =
 arrival − ideal grid time, against the grid's median phase. Also reports how late the player's
 own thread sent each message (before JACK's period rounding). "Training" runs the critic's
 learner flat out in a background thread, with no regard for bar lines (the worst case).
+Two players: the default one, whose scheduler runs in a process of its own
+(`IsolatedMidiPlayer`), and the same scheduler as a thread of this process (`MidiPlayer`).
 """
 
 from __future__ import annotations
@@ -30,7 +32,13 @@ from deepdrummer_live.kit import default_kit_dir  # noqa: E402
 from deepdrummer_live.learner import Learner  # noqa: E402
 from deepdrummer_live.library import load_library  # noqa: E402
 from deepdrummer_live.loop import Loop, random_loop  # noqa: E402
-from deepdrummer_live.midi import MidiPlayer, close_port, open_input, open_output  # noqa: E402
+from deepdrummer_live.midi import (  # noqa: E402
+    IsolatedMidiPlayer,
+    MidiPlayer,
+    close_port,
+    open_input,
+    open_output,
+)
 
 
 class OneLoop:
@@ -63,7 +71,8 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def measure(handed: HandedLoop, bars: int, bpm: float, train: Learner | None) -> dict:
+def measure(handed: HandedLoop, bars: int, bpm: float, train: Learner | None,
+            isolated: bool) -> dict:
     stop = threading.Event()
     trained = [0]
 
@@ -79,26 +88,35 @@ def measure(handed: HandedLoop, bars: int, bpm: float, train: Learner | None) ->
         trainer.start()
         time.sleep(1.0)
     deck = Deck(OneLoop(handed)).start()
-    out = open_output(api="jack")
-    monitor = open_input("DeepDrummer:out", api="jack", client="DDBench", timing=True)
-    player = MidiPlayer(deck, out, bpm=bpm, record=True).start()
+    monitor = open_input(None, api="jack", client="DDBench", timing=True)  # DDBench:in
+    out = None
+    if isolated:
+        player = IsolatedMidiPlayer(deck, "DDBench:in", "jack", bpm=bpm, record=True).start()
+    else:
+        out = open_output("DDBench:in", api="jack")
+        player = MidiPlayer(deck, out, bpm=bpm, record=True).start()
     received: list[tuple[tuple[int, ...], float]] = []
     now = 0.0
-    end = time.monotonic() + bars * 240.0 / bpm + 0.5
-    while time.monotonic() < end:
+    end = time.monotonic() + bars * 240.0 / bpm
+    while True:
+        if end is not None and time.monotonic() > end:
+            player.close()  # then drain what is still on its way
+            end, drain = None, time.monotonic() + 0.3
+        if end is None and time.monotonic() > drain:
+            break
         item = monitor.get_message()
         if item is None:
             time.sleep(0.0005)
             continue
         now += item[1]
         received.append((tuple(item[0]), now))
-    player.close()
     stop.set()
     if train is not None:
         trainer.join()
     deck.close()
     close_port(monitor)
-    close_port(out)
+    if out is not None:
+        close_port(out)
     ons = [t for m, t in received if m[0] & 0xF0 == 0x90]
     step = 60.0 / bpm / 4
     sent = [(ideal, actual) for ideal, actual, m in player.sent if m[0] & 0xF0 == 0x90]
@@ -130,9 +148,12 @@ def main() -> int:
     with JackServer(period=args.period) as server:
         print(f"JACK dummy, 48 kHz, period {args.period} ({server.period_seconds * 1e3:.2f} ms), "
               f"realtime {server.realtime}; {args.bars} bars at {args.bpm:g} bpm")
-        for name, train in (("idle", None), ("training", learner)):
-            r = measure(handed, args.bars, args.bpm, train)
-            print(f"{name:9s} notes {r['notes']}/{r['expected']}  arrival error p50 "
+        for name, isolated, train in (("process, idle", True, None),
+                                      ("process, training", True, learner),
+                                      ("thread, idle", False, None),
+                                      ("thread, training", False, learner)):
+            r = measure(handed, args.bars, args.bpm, train, isolated)
+            print(f"{name:18s} notes {r['notes']}/{r['expected']}  arrival error p50 "
                   f"{r['p50']:.2f} ms  p99 {r['p99']:.2f} ms  max {r['max']:.2f} ms  |  "
                   f"send late p50 {r['send_p50']:.2f} p99 {r['send_p99']:.2f} max "
                   f"{r['send_max']:.2f} ms  |  minibatches trained {r['minibatches']}  "

@@ -7,7 +7,7 @@ the critic hears, at 44.1 kHz and at the critic's 16 kHz; the listening form (4 
 is timed too. For comparison, `original_render` redoes what the paper's code did: one loop at a
 time, a Python loop over every step and track adding each hit's samples into a numpy buffer
 (its `Pattern.render`), timed for one bar and for the 9 s it rendered for every proposal.
-Each figure is the median of repeated timings (each at least --seconds long).
+Each figure is the median of 5 timings (each at least --seconds long), taken in turns.
 """
 
 from __future__ import annotations
@@ -55,53 +55,52 @@ def original_render(grid: np.ndarray, samples: list[np.ndarray], sample_rate: in
     return audio
 
 
-def timed(work: Callable[[], object], seconds: float, rounds: int = 5) -> float:
-    """Median seconds per call over `rounds` timings of at least `seconds` each."""
-    work()  # warm up: allocations, caches of folded banks
-    results = []
-    for _ in range(rounds):
-        calls, begin = 0, time.perf_counter()
-        while True:
-            work()
-            calls += 1
-            elapsed = time.perf_counter() - begin
-            if elapsed >= seconds:
-                break
-        results.append(elapsed / calls)
-    return statistics.median(results)
-
-
-def bench_batched(bank: SampleBank, seconds: float) -> list[dict]:
-    rows = []
+def jobs(bank: SampleBank) -> list[tuple[dict, Callable[[], object], int]]:
+    """(row, work, loops per call) for every figure: the batched renderer per rate, form and
+    batch size, and the original renderer over 64 loops, one at a time."""
+    out = []
     for rate in RATES:
-        renderer = Renderer(bank.resampled(rate))
+        at_rate = bank.resampled(rate)
+        renderer = Renderer(at_rate)
         for form in ("bar", "listening"):
             render = renderer.bar if form == "bar" else renderer.listening
             for size in BATCHES:
                 if form == "listening" and size == 256:
                     continue  # nobody listens to 256 loops at once; 64 shows the trend
                 batch = random_batch(size, len(bank), torch.Generator().manual_seed(size))
-                per_call = timed(lambda b=batch, r=render: r(b, BPM), seconds)
-                rows.append({"renderer": "batched", "form": form, "rate": rate, "batch": size,
-                             "loops_per_s": size / per_call, "ms_per_loop": 1000 * per_call / size})
-    return rows
-
-
-def bench_original(bank: SampleBank, seconds: float) -> list[dict]:
-    rows = []
-    for rate in RATES:
-        at_rate = bank.resampled(rate)
+                out.append(({"renderer": "batched", "form": form, "rate": rate, "batch": size},
+                            lambda b=batch, r=render: r(b, BPM), size))
         batch = random_batch(64, len(bank), torch.Generator().manual_seed(1))
         loops = [(grid.numpy(), [at_rate.audio[r, :int(at_rate.lengths[r])].numpy()
-                                 for r in rows_.tolist()])
-                 for grid, rows_ in zip(batch.grid, batch.samples, strict=True)]
+                                 for r in rows.tolist()])
+                 for grid, rows in zip(batch.grid, batch.samples, strict=True)]
         for form, repeats, pad in (("bar", 1, 0.0), ("listening", 4, 1.0)):
             def work(loops=loops, repeats=repeats, pad=pad, rate=rate) -> None:
                 for grid, samples in loops:
                     original_render(grid, samples, rate, BPM, repeats, pad)
-            per_call = timed(work, seconds) / len(loops)
-            rows.append({"renderer": "original (one at a time)", "form": form, "rate": rate,
-                         "batch": 1, "loops_per_s": 1 / per_call, "ms_per_loop": 1000 * per_call})
+            out.append(({"renderer": "original (one at a time)", "form": form, "rate": rate,
+                         "batch": 1}, work, len(loops)))
+    return out
+
+
+def measure(bank: SampleBank, seconds: float, rounds: int = 5) -> list[dict]:
+    """Median time per loop of each job. The jobs take turns, round after round, so that a
+    change in the machine's load (it is shared) falls on all of them alike."""
+    todo = jobs(bank)
+    for _, work, _ in todo:
+        work()  # warm up: allocations, the banks cut for this tempo
+    times: list[list[float]] = [[] for _ in todo]
+    for _ in range(rounds):
+        for (_, work, loops), spent in zip(todo, times, strict=True):
+            calls, begin = 0, time.perf_counter()
+            while (elapsed := time.perf_counter() - begin) < seconds or calls == 0:
+                work()
+                calls += 1
+            spent.append(elapsed / calls / loops)
+    rows = []
+    for (row, _, _), spent in zip(todo, times, strict=True):
+        per_loop = statistics.median(spent)
+        rows.append(row | {"loops_per_s": 1 / per_loop, "ms_per_loop": 1000 * per_loop})
     return rows
 
 
@@ -128,7 +127,7 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     bank = load_library(Path(args.samples) if args.samples else default_kit_dir())
-    rows = bench_batched(bank, args.seconds) + bench_original(bank, args.seconds)
+    rows = measure(bank, args.seconds)
     original = {(r["form"], r["rate"]): r["ms_per_loop"] for r in rows
                 if r["renderer"].startswith("original")}
     for row in rows:

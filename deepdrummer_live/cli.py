@@ -220,5 +220,7 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+if __name__ == "__main__":  # run through the package, so its exception classes are the ones raised
+    from deepdrummer_live.cli import main as package_main
+
+    sys.exit(package_main())

@@ -35,6 +35,7 @@ from .critic import (
 from .devices import pick_device
 from .library import SampleBank
 from .loop import Loop, LoopBatch, random_batch
+from .pretrain import load_pretrained
 
 SLICE_SECONDS = 0.25  # longest training slice without a host's bar lines to fit in
 INPUT_STATS_LOOPS = 128  # random loops whose features set the critic's input scaling
@@ -58,6 +59,7 @@ class Preset:
     mh_steps: int = 24
     threshold: float = 0.95
     threshold_budget: int = 2000  # proposals per chain in threshold mode
+    pretrained: bool = False  # start from the body taught by `pretrain` (what sounds when)
 
     def with_overrides(self, **values) -> Preset:
         """A copy with fields replaced; `critic.NAME` keys set critic settings."""
@@ -92,9 +94,11 @@ class Learner:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             self.critic = Critic(self.preset.critic).to(self.device)
-        self.critic.set_input_stats(self.features(random_batch(
-            INPUT_STATS_LOOPS, len(bank), torch.Generator().manual_seed(seed))))
-        self.critic.eval()
+        self.pretrained = self.preset.pretrained and load_pretrained(self.critic)
+        if not self.pretrained:
+            self.critic.set_input_stats(self.features(random_batch(
+                INPUT_STATS_LOOPS, len(bank), torch.Generator().manual_seed(seed))))
+        self.critic.to(self.device).eval()
         self.optimizer = self._new_optimizer()
         self._generator = torch.Generator().manual_seed(seed + 7919)
         self._inputs: list[torch.Tensor] = []  # one [1, n_mfcc, frames] per rated loop

@@ -1,15 +1,17 @@
 """MIDI out in time: the playing loop as drum notes on a (virtual) MIDI port.
 
 Two clocks:
-- internal: a scheduler thread with real-time priority (where allowed) sleeps until `HOLD`
-  before each step, then waits out the rest *holding the GIL* (`hold_until`) and sends. It
-  does nothing else (loop changes are decided by the `Deck` without blocking). Torch releases
-  the GIL inside its ops, and the player shortens Python's switch interval while it runs, so
-  the scheduler gets the GIL back quickly when it wakes; the hold absorbs what remains (a
-  thread holding the GIL can be preempted by other processes on a loaded machine);
+- internal: a scheduler with real-time priority (where allowed) sleeps until `HOLD` before each
+  step, then waits out the rest *holding the GIL* (`hold_until`) and sends. By default it runs
+  in a child process that owns the port (`IsolatedMidiPlayer`): in one process, a thread
+  holding the GIL (critic training, candidate search) can be descheduled for tens of ms on a
+  loaded machine, and the scheduler would wait for it. The parent decides which loop plays from
+  which bar (`Deck`) a little ahead of each bar line and sends it down a pipe. `MidiPlayer`
+  is the player itself, which that process runs (and tests may run as a thread);
 - MIDI clock in (24 ppqn, start / stop / continue / song position pointer): every sixth tick is
   a step, played from the input's callback as the tick arrives, so the loop stays on the
-  master's grid whatever its tempo.
+  master's grid whatever its tempo. In `IsolatedMidiPlayer` the child owns the clock input
+  too, reports each bar line to the parent and plays the deck's next loop from the next one.
 
 Ports: on Linux the JACK API is used when a JACK server runs (ALSA needs a sound card), else
 ALSA; CoreMIDI on macOS, WinMM on Windows (no virtual ports there: name an existing port such
@@ -469,13 +471,15 @@ class PlayedLoop:
 
 
 class _PipeDeck:
-    """The scheduler process's deck: plays the newest loop sent for a bar at or before this."""
+    """The scheduler process's deck: plays the newest loop sent for a bar at or before this
+    (-1: from the next bar line); with a clock, reports bar lines and stops to the parent."""
 
-    def __init__(self) -> None:
+    def __init__(self, report: Any = None) -> None:
         self.schedule: list[tuple[int, PlayedLoop]] = []
         self.lock = threading.Lock()
         self.current: PlayedLoop | None = None
-        self.since = -1
+        self.report = report
+        self._restart = False
 
     def add(self, from_bar: int, played: PlayedLoop) -> None:
         with self.lock:
@@ -485,29 +489,44 @@ class _PipeDeck:
         with self.lock:
             due = [item for item in self.schedule if item[0] <= bar]
             self.schedule = [item for item in self.schedule if item[0] > bar]
+        restart, self._restart = self._restart, False
         if due:
             played = due[-1][1]
             if self.current is None or played.loop_id != self.current.loop_id:
-                self.current, self.since = played, bar
+                self.current = played
                 return played, True
-        return self.current, False
+        return self.current, restart and self.current is not None
 
     def bar_line(self, bar: int, bpm: float) -> None:
-        pass
+        if self.report is not None:
+            self.report(("bar", bar, bpm))
+
+    def stopped(self) -> None:
+        self._restart = True
+        if self.report is not None:
+            self.report(("stopped",))
 
 
 def _scheduler_main(conn: Any, spec: dict) -> None:
-    """Entry point of the scheduler process: open the port, play what the parent sends."""
+    """Entry point of the scheduler process: open the ports, play what the parent sends."""
+    ports: list[Any] = []
     try:
         out = open_output(spec["port"], spec["api"], spec["client"])
+        ports.append(out)
+        clock_in = None
+        if spec["clock_in"] is not None:
+            clock_in = open_input(spec["clock_in"] or None, spec["api"], timing=True)
+            ports.append(clock_in)
     except Exception as exc:
+        for port in ports:
+            close_port(port)
         conn.send(("error", str(exc)))
         return
-    deck = _PipeDeck()
+    deck = _PipeDeck(conn.send if clock_in is not None else None)
     player = MidiPlayer(deck, out, notes=spec["notes"], channel=spec["channel"],
                         bpm=spec["bpm"], record=spec["record"], lead=spec["lead"],
-                        hold=spec["hold"], switch_interval=None).start()
-    while player.started_at is None:
+                        hold=spec["hold"], clock_in=clock_in, switch_interval=None).start()
+    while clock_in is None and player.started_at is None:
         time.sleep(0.001)
     conn.send(("ready", player.started_at))
     try:
@@ -524,13 +543,15 @@ def _scheduler_main(conn: Any, spec: dict) -> None:
                 break
     finally:
         player.close()
-        close_port(out)
+        for port in ports:
+            close_port(port)
         with contextlib.suppress(Exception):
             conn.send(("done", list(player.sent or ()), player.late_steps, player.realtime))
 
 
 class IsolatedMidiPlayer:
-    """The internal-clock MIDI player, run in a child process that owns the output port.
+    """The MIDI player in a child process that owns its ports (output, and clock input when
+    `clock_in` is given: a port name, or "" for a virtual port `DeepDrummer-in:in`).
 
     Why: in one process, every Python thread shares the GIL; on a loaded machine a thread
     holding it (critic training, candidate search) can be descheduled for tens of ms, and the
@@ -542,7 +563,7 @@ class IsolatedMidiPlayer:
     def __init__(self, deck: Any, port: str | None = None, api: str = "auto",
                  client: str = CLIENT_NAME, notes: Sequence[int] | None = None,
                  channel: int = GM_DRUM_CHANNEL, bpm: float = 120.0, record: bool = False,
-                 hold: float = HOLD) -> None:
+                 hold: float = HOLD, clock_in: str | None = None) -> None:
         if not 0 <= channel <= 15:
             raise ValueError(f"MIDI channel must be 1–16, got {channel + 1}")
         choose_api(api)  # a bad API name fails here, in this process
@@ -550,7 +571,9 @@ class IsolatedMidiPlayer:
         self.bpm = float(bpm)
         self.spec = {"port": port, "api": api, "client": client,
                      "notes": tuple(notes) if notes else None, "channel": channel,
-                     "bpm": self.bpm, "record": record, "lead": CHILD_LEAD, "hold": hold}
+                     "bpm": self.bpm, "record": record, "lead": CHILD_LEAD, "hold": hold,
+                     "clock_in": clock_in}
+        self.clock_bpm: float | None = None  # the master's tempo, following a clock
         self.sent: list = []
         self.late_steps = 0
         self.realtime = False
@@ -577,7 +600,9 @@ class IsolatedMidiPlayer:
             self._process.join(5)
             raise MidiError(value)
         self.started_at = value
-        self._thread = threading.Thread(target=self._feed, name="midi-feed", daemon=True)
+        follow = self.spec["clock_in"] is not None
+        self._thread = threading.Thread(target=self._follow if follow else self._feed,
+                                        name="midi-feed", daemon=True)
         self._thread.start()
         return self
 
@@ -597,6 +622,34 @@ class IsolatedMidiPlayer:
         except (OSError, EOFError):
             log.warning("the MIDI scheduler process is gone")
 
+    def _follow(self) -> None:
+        """Following a clock, the child finds the bar lines: it plays the deck's next loop
+        from the next one, and tells us where they are and which bar it started."""
+        sent: str | None = None
+        try:
+            while not self._stop.is_set():
+                pending = self.deck.pending
+                if pending is not None and pending.loop_id != sent:
+                    self._conn.send(("loop", -1, PlayedLoop.of(pending)))
+                    sent = pending.loop_id
+                if not self._conn.poll(0.02):
+                    continue
+                message = self._conn.recv()
+                if message[0] == "bar":
+                    _, bar, bpm = message
+                    self.clock_bpm = bpm
+                    self.deck.loop_for_bar(bar)
+                    self.deck.bar_line(bar, bpm)
+                elif message[0] == "stopped":
+                    self.deck.stopped()
+                    playing = self.deck.pending
+                    sent = playing.loop_id if playing is not None else sent
+                elif message[0] == "done":  # the child stopped on its own
+                    _, self.sent, self.late_steps, self.realtime = message
+                    return
+        except (OSError, EOFError):
+            log.warning("the MIDI scheduler process is gone")
+
     def close(self) -> None:
         """Stop the child (it switches every note off and closes its port)."""
         if self._process is None:
@@ -606,8 +659,12 @@ class IsolatedMidiPlayer:
             self._thread.join(timeout=5)
         with contextlib.suppress(OSError, EOFError, BrokenPipeError):
             self._conn.send(("stop",))
-            if self._conn.poll(10):
-                _, self.sent, self.late_steps, self.realtime = self._conn.recv()
+            deadline = time.monotonic() + 10
+            while self._conn.poll(max(0.0, deadline - time.monotonic())):
+                message = self._conn.recv()  # late bar reports may come first
+                if message[0] == "done":
+                    _, self.sent, self.late_steps, self.realtime = message
+                    break
         self._process.join(10)
         if self._process.is_alive():
             self._process.kill()

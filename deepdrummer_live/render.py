@@ -6,8 +6,9 @@ chunk of loops (chunks keep the working set in the CPU's cache).
 Two forms, as in the paper:
 - `bar`: one bar as heard inside a repeating loop (tails of the previous repetition wrap into
   its start), which is what the critic hears, in training and in scoring alike. Rendered in the
-  time domain as one matrix product per chunk: sparse on the CPU where steps fall on a grid
-  of whole blocks (`Renderer._render_blocks`), dense otherwise (`Renderer._render_bar`);
+  time domain: on the CPU, where steps fall on a grid of whole blocks, as a sum of sample
+  blocks picked per hit (`Renderer._render_blocks`); otherwise as one dense matrix product
+  per chunk of loops (`Renderer._render_bar`);
 - `listening`: 4 bars plus 1 s of tail, which is what a person hears: the dense product over
   a period long enough that no tail wraps, overlap-added once per bar.
 """
@@ -15,7 +16,6 @@ Two forms, as in the paper:
 from __future__ import annotations
 
 import math
-import warnings
 from pathlib import Path
 
 import mido
@@ -25,10 +25,6 @@ import torch
 
 from .library import SampleBank
 from .loop import DEFAULT_BPM, STEPS_PER_BEAT, Loop, LoopBatch
-
-# torch says so once per process; the one sparse layout we use is exercised by our tests.
-warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta",
-                        category=UserWarning)
 
 LISTEN_BARS = 4
 TAIL_SECONDS = 1.0
@@ -78,7 +74,8 @@ class Renderer:
     """Renders `LoopBatch`es over one `SampleBank`, on the bank's device and at its rate."""
 
     CACHE_BYTES = 12 << 20  # working set per chunk of the bar path: stays in the CPU's cache
-    BLOCK_PERIODS = 2  # most phases for the sparse block path (its bank is P× the samples)
+    MIN_BLOCK = 1000  # samples: blocks of the block path are cut about this fine
+    BLOCK_PERIODS = 2  # most phases for the block path (its bank holds P copies of the samples)
     FOLDED_KEEP = 2  # bar lengths whose folded bank is kept (the current tempo, the last one)
 
     def __init__(self, bank: SampleBank, device: torch.device | str | None = None,
@@ -177,55 +174,58 @@ class Renderer:
         With the bar cut into K = steps/P blocks of M samples, step q + P·k starts k blocks
         after phase q's start. Each sample is stored once per phase, already delayed by that
         phase's start (`_phase_bank`), so output block j of a loop is the sum, over its hits
-        at step q + P·k, of block j - k (mod K) of the hit's sample in phase q. One sparse
-        matrix, one entry per (hit, sample block), picks those blocks straight from the bank:
-        the work is the hits' audio and no more. Empty cells and the silence after a short
-        sample cost nothing, where the dense product pays for the whole grid (3-4× faster here;
-        the GPU, which prefers dense work, keeps the dense product).
+        at step q + P·k, of block j - k (mod K) of the hit's sample in phase q. A list with
+        one entry per (hit, sample block) sums those blocks straight from the bank (an
+        `embedding_bag`): the work is the hits' audio and no more. Empty cells and the silence
+        after a short sample cost nothing, where the dense product pays for the whole grid
+        (several times faster here; the GPU, which prefers dense work, keeps the dense one).
         """
         loops, _, steps = batch.grid.shape
         period = len(phases)
-        blocks = steps // period
-        width = n // blocks
-        bank, used = self._phase_bank(n, width, phases)  # [P·N·KB, M], [P, N] blocks with sound
+        width = n // (steps // period)  # samples from step q to step q + P
+        split = max(d for d in range(1, max(1, width // self.MIN_BLOCK) + 1) if width % d == 0)
+        width //= split  # finer blocks: less silence read after a short sample
+        blocks = n // width
+        bank, first, end = self._phase_bank(n, width, phases)
         per_row = bank.shape[0] // (period * len(self.audio))
         k = torch.arange(per_row, device=self.device)
-        chunk = max(1, self.CACHE_BYTES // (n * 4))
-        out = torch.empty(loops, n, device=self.device)
-        for start in range(0, loops, chunk):
-            grid = batch.grid[start:start + chunk].to(self.device)
-            b, t, s = grid.nonzero(as_tuple=True)
-            rows = batch.samples[start:start + chunk].to(self.device)[b, t]
-            q, shift = s % period, s // period
-            keep = k[None, :] < used[q, rows][:, None]  # [hits, KB]: the blocks with sound
-            target = (b[:, None] * blocks + (k[None, :] + shift[:, None]) % blocks)[keep]
-            column = (((q * len(self.audio) + rows) * per_row)[:, None] + k[None, :])[keep]
-            order = torch.argsort(target, stable=True)
-            counts = torch.bincount(target, minlength=len(grid) * blocks)
-            crow = torch.cat([counts.new_zeros(1), torch.cumsum(counts, 0)])
-            picks = torch.sparse_csr_tensor(
-                crow, column[order], torch.full_like(target, MIX_GAIN, dtype=torch.float32),
-                (len(grid) * blocks, bank.shape[0]), check_invariants=False)
-            torch.mm(picks, bank, out=out[start:start + len(grid)].view(-1, width))
-        return out
+        grid = batch.grid.to(self.device)
+        b, t, s = grid.nonzero(as_tuple=True)
+        rows = batch.samples.to(self.device)[b, t]
+        q, shift = s % period, s // period * split
+        keep = (k[None, :] >= first[q, rows][:, None]) & (k[None, :] < end[q, rows][:, None])
+        target = (b[:, None] * blocks + (k[None, :] + shift[:, None]) % blocks)[keep]
+        column = (((q * len(self.audio) + rows) * per_row)[:, None] + k[None, :])[keep]
+        if loops == 0:
+            return torch.empty(0, n, device=self.device)
+        counts = torch.bincount(target, minlength=loops * blocks)
+        starts = torch.cumsum(counts, 0) - counts
+        # Each output block is a "bag": the sum of the bank blocks listed for it, streamed
+        # straight from the bank (no gathered copy, no sparse matrix format to convert).
+        picks = column[torch.argsort(target, stable=True)]
+        return torch.nn.functional.embedding_bag(picks, bank, starts, mode="sum").view(loops, n)
 
     def _phase_bank(self, n: int, width: int,
-                    phases: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
-        """Each sample delayed by each phase's start and cut into blocks of `width`: folded
-        into one bar of n where a delayed sample would run past it, else only zero-padded to
-        whole blocks. Returns the blocks [P·N·KB, width] and, per phase and sample, how many
-        leading blocks hold sound. Cached like `_folded_bank`."""
+                    phases: list[int]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Each sample delayed by each phase's start, scaled by MIX_GAIN and cut into blocks
+        of `width`: folded into one bar of n where a delayed sample would run past it, else
+        only zero-padded to whole blocks. Returns the blocks [P·N·KB, width] and, per phase
+        and sample [P, N], the first block with sound and the one after its last. Cached like
+        `_folded_bank`."""
         key = (n, width, tuple(phases))
         cached = self._folded.get(key)
         if cached is None:
             length = self.audio.shape[1]
             span = min(n, -(-(phases[-1] + length) // width) * width)
-            ends = torch.stack([self.bank.lengths.to(self.device) + d for d in phases])
-            used = torch.where(ends > n, n // width, -(-ends // width))  # a fold fills the bar
+            delays = torch.tensor(phases, device=self.device)[:, None]
+            ends = self.bank.lengths.to(self.device)[None, :] + delays
+            wraps = ends > n  # a folded sample may sound anywhere in the bar
+            first = torch.where(wraps, 0, delays // width)
+            end = torch.where(wraps, n // width, -(-ends // width))
             delayed = [torch.nn.functional.pad(self.audio, (d, 0)) for d in phases]
             rows = [_wrap(x, n) if x.shape[1] > n else x for x in delayed]
             bank = torch.cat([torch.nn.functional.pad(x, (0, span - x.shape[1])) for x in rows])
-            cached = (bank.reshape(-1, width).contiguous(), used)
+            cached = ((bank * MIX_GAIN).reshape(-1, width).contiguous(), first, end)
             self._remember(key, cached)
         return cached
 

@@ -53,8 +53,3 @@ def kit_bank(cache: Path) -> SampleBank:
     """Our own default kit decoded at 44.1 kHz, once per session."""
     return load_library(default_kit_dir())
 
-
-def pytest_configure(config: pytest.Config) -> None:
-    # torch warns once that sparse CSR is "beta"; render.py filters it, pytest resets filters.
-    config.addinivalue_line("filterwarnings",
-                            "ignore:Sparse CSR tensor support is in beta:UserWarning")

@@ -150,9 +150,8 @@ def test_bad_arguments_give_one_line_and_exit_2(tmp_path: Path, args: list[str],
 
 
 @pytest.mark.parametrize("args", [
-    ["render", "--seed", "one", "--out", "x.wav"],
-    ["render", "--seed", "1", "--out", "no/such/folder/x.wav"],
-    ["samples", "info", "no/such/folder"],
+    ["render", "--seed", "one", "--out", "x.wav"],  # argparse's error
+    ["samples", "info", "no/such/folder"],  # ours, raised while running
 ])
 def test_bad_arguments_in_a_real_process(tmp_path: Path, args: list[str]) -> None:
     result = subprocess.run([sys.executable, "-m", "deepdrummer_live.cli", *args],

@@ -103,6 +103,31 @@ def test_batch_equals_one_at_a_time(small: dict[int, SampleBank]) -> None:
     assert renderer.listening(batch[:0]).shape == (0, listening_length(STEPS, 120.0, 16000))
 
 
+@pytest.mark.parametrize(("rate", "bpm"), [(16000, 120.0), (44100, 120.0), (48000, 50.0)])
+def test_block_path_equals_dense_path(small: dict[int, SampleBank], rate: int,
+                                      bpm: float) -> None:
+    """The CPU's block path (steps on whole blocks) and the dense product (any tempo, and
+    the GPU's path) agree, both on random loops and on a batch with no hit at all."""
+    bank = small[rate]
+    renderer = Renderer(bank)
+    n, offsets = bar_length(STEPS, bpm, rate), step_offsets(STEPS, bpm, rate)
+    assert phase_period(offsets, n) <= Renderer.BLOCK_PERIODS  # so bar() takes the block path
+    batch = _loops(bank, 20, bpm, seed=rate)
+    dense = renderer._render_bar(batch, n, offsets, sparse=False)
+    torch.testing.assert_close(renderer.bar(batch, bpm), dense, rtol=0, atol=ATOL)
+    silent = LoopBatch(torch.zeros_like(batch.grid[:3]), batch.samples[:3])
+    assert renderer.bar(silent, bpm).shape == (3, n) and not renderer.bar(silent, bpm).any()
+
+
+def test_kept_banks_are_bounded(small: dict[int, SampleBank]) -> None:
+    """A live tempo change prepares a new bank; only the last FOLDED_KEEP stay in memory."""
+    renderer = Renderer(small[16000])
+    batch = _loops(small[16000], 2, 120.0, seed=3)
+    for bpm in (120.0, 140.0, 90.0, 97.0, 120.0):
+        renderer.bar(batch, bpm)
+        assert len(renderer._folded) <= Renderer.FOLDED_KEEP
+
+
 def test_bar_is_the_steady_state_of_the_listening_form(small: dict[int, SampleBank]) -> None:
     """Two independent paths agree: with one-shots no longer than a bar, the 4th bar heard
     (tails of the 3rd ringing into it) is exactly the circular one-bar render."""

@@ -101,10 +101,6 @@ def start_bridges(engine: Any, args: argparse.Namespace) -> list[Any]:
 def _start_midi(deck: Any, args: argparse.Namespace, port: str) -> _Bridge:
     from ..midi import (
         IsolatedMidiPlayer,
-        MidiPlayer,
-        close_port,
-        open_input,
-        open_output,
         parse_notes,
     )
 
@@ -113,28 +109,14 @@ def _start_midi(deck: Any, args: argparse.Namespace, port: str) -> _Bridge:
     if not 1 <= channel <= 16:
         raise ValueError(f"--midi-channel must be 1–16, got {channel}")
     notes = parse_notes(args.notes) if getattr(args, "notes", None) else None
-    bpm = getattr(args, "bpm", 120.0)
-    clock_in, ports = None, []
-    if not getattr(args, "midi_clock_in", None):
-        # the internal clock runs in a process of its own: training cannot disturb it
-        player: Any = IsolatedMidiPlayer(deck, port or None, api, notes=notes,
-                                         channel=channel - 1, bpm=bpm).start()
-    else:
-        out = open_output(port or None, api)
-        ports = [out]
-        try:
-            clock_in = open_input(args.midi_clock_in, api, timing=True)
-            ports.append(clock_in)
-            player = MidiPlayer(deck, out, notes=notes, channel=channel - 1, bpm=bpm,
-                                clock_in=clock_in).start()
-        except BaseException:
-            for p in ports:
-                close_port(p)
-            raise
+    clock_in = getattr(args, "midi_clock_in", None)
+    # the player runs in a process of its own: critic training cannot disturb its timing
+    player = IsolatedMidiPlayer(deck, port or None, api, notes=notes, channel=channel - 1,
+                                bpm=getattr(args, "bpm", 120.0), clock_in=clock_in).start()
     where = port or "virtual port DeepDrummer:out"
     clock = f", following MIDI clock from {args.midi_clock_in}" if clock_in else ""
     print(f"MIDI out on {where} (channel {channel}){clock}")
-    return _Bridge("midi", player, ports)
+    return _Bridge("midi", player, [])
 
 
 def _audio_player(deck: Any, engine: Any, device: str) -> _Bridge:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import threading
 import time
-from pathlib import Path
 
 import pytest
 
@@ -41,6 +40,16 @@ def jack_server():
 
 
 @pytest.fixture(scope="session")
+def jack_module(jack_server):
+    """JACK-Client: an independent JACK client for recording audio and connecting ports."""
+    try:
+        import jack
+    except (ImportError, OSError) as exc:
+        _missing(f"JACK-Client is not usable ({exc}); pip install JACK-Client")
+    return jack
+
+
+@pytest.fixture(scope="session")
 def sounddevice_module(jack_server):
     try:
         import sounddevice
@@ -53,11 +62,9 @@ def sounddevice_module(jack_server):
 
 
 @pytest.fixture(scope="session")
-def bank():
-    from deepdrummer_live.kit import default_kit_dir
-    from deepdrummer_live.library import load_library
-
-    return load_library(default_kit_dir())
+def bank(kit_bank):
+    """Our own kit (tests/conftest.py decodes it once per test session)."""
+    return kit_bank
 
 
 @pytest.fixture(scope="session")
@@ -148,7 +155,3 @@ class Receiver:
         self._stop.set()
         self._thread.join()
         close_port(self.port)
-
-
-def repo_root() -> Path:
-    return Path(__file__).resolve().parents[2]

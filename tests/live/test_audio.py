@@ -28,10 +28,9 @@ def align(recorded: np.ndarray, expected: np.ndarray) -> int:
 
 
 def test_audio_recorded_through_jack_equals_the_renderers_output(
-        jack_server, sounddevice_module, engine, bank):
-    import jack
-
-    saved_bpm, engine.bpm = engine.bpm, 180.0  # shorter bars: a shorter test
+        jack_server, jack_module, sounddevice_module, engine, bank):
+    jack = jack_module
+    saved_bpm, engine.bpm = engine.bpm, 240.0  # shorter bars: a shorter test
     deck = Deck(engine, source="test").start()
     handed = deck.pending
     recorder = jack.Client("DDRecorder", no_start_server=True)
@@ -66,3 +65,28 @@ def test_audio_recorded_through_jack_equals_the_renderers_output(
     assert len(heard) == 5 * n, "recording too short"
     assert np.array_equal(heard[:4 * n], listening[:4 * n])  # float32 is bit-exact in JACK
     assert np.array_equal(heard[4 * n:], steady)  # then the loop in steady state
+
+
+def test_a_new_loop_starts_on_the_bar_line_over_the_old_ones_tails(
+        jack_server, sounddevice_module, engine, bank):
+    """The writer's output, taken without a running stream: bar by bar, switching loops."""
+    deck = Deck(engine, source="test").start()
+    player = AudioPlayer(deck, bank)  # not started: we pull its output ourselves
+    try:
+        deck.add_preparer(player.prepare)
+        first = player.prepare(deck.pending)
+        n = first.bar_frames
+        two_bars = player._take(2 * n)
+        assert np.array_equal(two_bars, first.listening[:2 * n])
+        deck.next()
+        assert deck.wait_idle(10) and deck.pending is not None
+        second = player.prepare(deck.pending)
+        bar = player._take(n)
+        ring = np.zeros(n, np.float32)
+        ring[:min(n, len(first.ringout))] = first.ringout[:n]
+        assert np.array_equal(bar, second.listening[:n] + ring)
+        assert player.switches == [(0, first.loop_id), (2, second.loop_id)]
+        assert np.abs(first.ringout[-1]) < 1e-6  # the ring-out fades to silence
+    finally:
+        player.close()
+        deck.close()

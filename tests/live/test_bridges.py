@@ -35,6 +35,7 @@ def test_bridges_play_at_once_and_switch_on_a_bar_line(jack_server, engine):
         other = engine.next_loop()  # what /dd/next does for an OSC client
         while other.loop_id not in dict(heard) and time.monotonic() < deadline + 5:
             time.sleep(0.01)
+        time.sleep(0.5)  # announced just before its bar line: let that bar begin
     finally:
         for bridge in bridges:
             bridge.close()

@@ -12,6 +12,7 @@ from deepdrummer_live.controller import (
     Control,
     Controller,
     ControllerError,
+    learn,
     load_profile,
     save_profile,
 )
@@ -102,3 +103,32 @@ def test_config_files_rebind_and_bad_ones_say_why(tmp_path):
     with pytest.raises(ControllerError, match="no controller profile"):
         load_profile("nope")
     assert str(Control.parse("CC:7@16")) == "cc:7@16"
+
+
+def test_midi_learn_binds_the_controls_pressed(jack_server, tmp_path):
+    pad = open_output(api="jack", client="DDPad2")
+    midi_in = open_input("DDPad2:out", api="jack", client="DeepDrummer-learn")
+    presses = {
+        "like": [[0x91, 60, 0], [0x91, 60, 90]],  # a release first: ignored
+        "dislike": [[0x91, 60, 90], [0xB0, 21, 127]],  # already used for like: skipped
+        "lock1": [[0xB9, 40, 1]],
+    }
+    prompts: list[str] = []
+
+    def prompt(text: str) -> None:
+        prompts.append(text)
+        action = text.split()[4] if text.startswith("press the control for") else None
+        for message in presses.get(action, []):
+            pad.send_message(message)
+
+    try:
+        profile = learn(midi_in, ("like", "dislike", "next", "lock1"), prompt, timeout=1.0)
+    finally:
+        close_port(midi_in)
+        close_port(pad)
+    assert str(profile.bindings["like"]) == "note:60@2"
+    assert str(profile.bindings["dislike"]) == "cc:21@1"
+    assert str(profile.bindings["next"]) == "cc:22"  # nothing pressed: the default stays
+    assert str(profile.bindings["lock1"]) == "cc:40@10"
+    path = save_profile(profile, tmp_path / "learned.toml")
+    assert load_profile(str(path)).bindings == profile.bindings

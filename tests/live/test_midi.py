@@ -17,7 +17,6 @@ from deepdrummer_live.midi import (
     START,
     STOP,
     IsolatedMidiPlayer,
-    MidiPlayer,
     close_port,
     open_input,
     open_output,
@@ -66,7 +65,7 @@ def deck(engine):
 
 def test_four_bars_arrive_in_order_and_on_time_while_the_critic_trains(
         jack_server, engine, deck, trainer):
-    bpm = 120.0
+    bpm = 150.0
     receiver = Receiver(None)  # a virtual input DDTest:in, which the player connects to
     player = IsolatedMidiPlayer(deck, port="DDTest:in", api="jack", bpm=bpm, record=True)
     handed = deck.pending
@@ -75,7 +74,7 @@ def test_four_bars_arrive_in_order_and_on_time_while_the_critic_trains(
         with trainer:
             time.sleep(0.5)  # training under way before the first note
             player.start()
-            received = receiver.wait_for(len(expected), timeout=4 * 2.0 + 5)
+            received = receiver.wait_for(len(expected), timeout=4 * 240 / bpm + 5)
             player.close()
         assert trainer.seen_training > 0, "the critic never trained during the test"
     finally:
@@ -116,9 +115,7 @@ class ClockMaster:
         close_port(self.port)
 
 
-def _connect(*pairs: tuple[str, str]):
-    import jack
-
+def _connect(jack, *pairs: tuple[str, str]):
     client = jack.Client("DDConnect", no_start_server=True)
     for source, destination in pairs:
         client.connect(source, destination)
@@ -126,16 +123,15 @@ def _connect(*pairs: tuple[str, str]):
 
 
 @pytest.mark.parametrize("bpm", [90.0, 120.0, 174.0])
-def test_following_midi_clock_stays_on_the_grid_and_starts_on_a_bar(jack_server, deck, bpm):
+def test_following_midi_clock_stays_on_the_grid_and_starts_on_a_bar(jack_module, deck, bpm):
     master = ClockMaster()
-    out = open_output(api="jack")
-    clock_in = open_input(None, api="jack", timing=True)  # DeepDrummer-in:in
     monitor = open_input(None, api="jack", client="DDTest", timing=True)  # one timeline for both
-    connections = _connect(("DDClock:out", "DeepDrummer-in:in"), ("DDClock:out", "DDTest:in"),
+    # the player's own process opens DeepDrummer:out and follows DDClock:out
+    player = IsolatedMidiPlayer(deck, api="jack", bpm=60.0, clock_in="DDClock:out").start()
+    connections = _connect(jack_module, ("DDClock:out", "DDTest:in"),
                            ("DeepDrummer:out", "DDTest:in"))
-    player = MidiPlayer(deck, out, bpm=60.0, clock_in=clock_in).start()
     handed = deck.pending
-    ticks = 2 * 96 + 1  # two bars and the downbeat of the third
+    ticks = 96 + 1  # a bar and the downbeat of the next
     received: list[tuple[tuple[int, ...], float]] = []
     poller_stop = threading.Event()
 
@@ -164,18 +160,16 @@ def test_following_midi_clock_stays_on_the_grid_and_starts_on_a_bar(jack_server,
         poller.join()
         connections.deactivate()
         connections.close()
-        for port in (master, ):
-            port.close()
-        for port in (clock_in, out, monitor):
-            close_port(port)
+        master.close()
+        close_port(monitor)
 
     tick_times = [t for m, t in received if m == (CLOCK,)]
     assert len(tick_times) == ticks
     start_at = next(i for i, (m, _) in enumerate(received) if m == (START,))
     notes = [(m, t) for m, t in received[start_at:] if m[0] & 0xF0 in (0x80, 0x90, 0xB0)]
-    # exactly the loop from its first step, two bars, then the third bar's first step
-    expected = expected_messages(handed, bars=3)
-    n_expected = sum(1 for _, index in expected if index <= 2 * 16)
+    # exactly the loop from its first step, a bar, then the next bar's first step
+    expected = expected_messages(handed, bars=2)
+    n_expected = sum(1 for _, index in expected if index <= 16)
     played = notes[:n_expected]
     assert [m for m, _ in played] == [m for m, _ in expected[:n_expected]]
     # each step's messages arrive with the tick that marks it (MIDI delivery: a JACK period)
@@ -188,13 +182,11 @@ def test_following_midi_clock_stays_on_the_grid_and_starts_on_a_bar(jack_server,
     assert clock_bpm == pytest.approx(bpm, rel=0.03)
 
 
-def test_song_position_and_continue_resume_mid_loop(jack_server, deck):
+def test_song_position_and_continue_resume_mid_loop(jack_module, deck):
     master = ClockMaster()
-    out = open_output(api="jack")
-    clock_in = open_input(None, api="jack", timing=True)
-    monitor = Receiver("DeepDrummer:out")
-    connections = _connect(("DDClock:out", "DeepDrummer-in:in"))
-    player = MidiPlayer(deck, out, clock_in=clock_in).start()
+    monitor = Receiver(None)  # DDTest:in, which the player connects to
+    player = IsolatedMidiPlayer(deck, port="DDTest:in", api="jack", clock_in="").start()
+    connections = _connect(jack_module, ("DDClock:out", "DeepDrummer-in:in"))  # virtual input
     handed = deck.pending
     try:
         time.sleep(0.3)
@@ -211,8 +203,6 @@ def test_song_position_and_continue_resume_mid_loop(jack_server, deck):
         connections.close()
         master.close()
         monitor.close()
-        close_port(clock_in)
-        close_port(out)
     played = [m for m, _ in received if m[0] & 0xF0 == 0x90]
     expected = [m for m, index in expected_messages(handed, bars=1)
                 if m[0] & 0xF0 == 0x90 and 4 <= index <= 8]
