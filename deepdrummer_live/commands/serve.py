@@ -89,7 +89,12 @@ def run(args: argparse.Namespace) -> int:
         engine.close()
         raise CliError(f"cannot listen on {args.host}:{args.osc_port} ({exc.strerror}); is "
                        "another engine running? Choose another port with --osc-port") from None
-    players = start_players(engine, args)
+    try:
+        players = start_players(engine, args)
+    except CliError:
+        server.close()
+        engine.close()
+        raise
     host, port = server.address[:2]
     print(f"listening for OSC on {host}:{port} (API v1, see docs/osc-api.md); Ctrl-C stops",
           flush=True)
@@ -118,4 +123,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--osc-port", type=int, default=9000)
     parser.add_argument("--host", default="127.0.0.1",
                         help="address to listen on (default 127.0.0.1: this computer only)")
+    try:
+        from .play import add_player_arguments
+    except ImportError:
+        pass
+    else:
+        add_player_arguments(parser)
     parser.set_defaults(handler=run)

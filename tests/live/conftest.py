@@ -110,11 +110,6 @@ class Trainer:
         self.thread.join()
 
 
-@pytest.fixture
-def trainer(engine, bank):
-    return Trainer(engine, bank)
-
-
 class Receiver:
     """An independent JACK MIDI input that records (message, JACK time in s) by polling;
     connected to `source`, or a virtual port `client:in` when `source` is None.
@@ -155,3 +150,4 @@ class Receiver:
         self._stop.set()
         self._thread.join()
         close_port(self.port)
+

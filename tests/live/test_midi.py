@@ -22,7 +22,7 @@ from deepdrummer_live.midi import (
     open_output,
 )
 
-from .conftest import PERIOD, RATE, Receiver
+from .conftest import PERIOD, RATE, Receiver, Trainer
 
 TOLERANCE = PERIOD / RATE + 0.003  # one JACK period + 3 ms
 CH = 9  # GM drums, channel 10
@@ -48,8 +48,8 @@ def expected_messages(handed, bars: int) -> list[tuple[tuple[int, ...], int]]:
 
 
 def timing_errors(received: list, expected: list, step_seconds: float) -> list[float]:
-    """Arrival minus ideal grid time, against the grid's median phase (the dummy backend's
-    cycles start at an arbitrary phase of our clock)."""
+    """Arrival minus ideal grid time, against the grid's median phase (JACK's cycles start at
+    an arbitrary phase of our clock)."""
     offsets = [t - index * step_seconds for (_, t), (_, index) in zip(received, expected,
                                                                      strict=True)]
     phase = statistics.median(offsets)
@@ -63,34 +63,49 @@ def deck(engine):
     deck.close()
 
 
-def test_four_bars_arrive_in_order_and_on_time_while_the_critic_trains(
-        jack_server, engine, deck, trainer):
-    bpm = 150.0
+def play_four_bars(engine, trainer, bpm: float) -> tuple[list, list, IsolatedMidiPlayer]:
+    """Four bars of the engine's next loop, played while the critic trains, as received by an
+    independent JACK input; returns (received, expected, player)."""
+    deck = Deck(engine, source="test").start()
     receiver = Receiver(None)  # a virtual input DDTest:in, which the player connects to
     player = IsolatedMidiPlayer(deck, port="DDTest:in", api="jack", bpm=bpm, record=True)
-    handed = deck.pending
-    expected = expected_messages(handed, bars=4)
+    expected = expected_messages(deck.pending, bars=4)
     try:
         with trainer:
             time.sleep(0.5)  # training under way before the first note
             player.start()
             received = receiver.wait_for(len(expected), timeout=4 * 240 / bpm + 5)
             player.close()
-        assert trainer.seen_training > 0, "the critic never trained during the test"
     finally:
         player.close()
         receiver.close()
-    received = received[:len(expected)]
-    late = max(actual - ideal for ideal, actual, _ in player.sent)
-    print(f"sent at most {late * 1e3:.2f} ms late (real-time thread: {player.realtime})")
-    assert [m for m, _ in received] == [m for m, _ in expected]
-    errors = timing_errors(received, expected, 60.0 / bpm / 4)
-    worst = max(abs(e) for e in errors)
-    print(f"timing error over 4 bars: p50 {statistics.median(map(abs, errors)) * 1e3:.2f} ms, "
-          f"max {worst * 1e3:.2f} ms (limit {TOLERANCE * 1e3:.2f} ms); "
-          f"late steps {player.late_steps}")
-    assert worst <= TOLERANCE
-    assert player.late_steps == 0
+        deck.close()
+    return received[:len(expected)], expected, player
+
+
+def test_four_bars_arrive_in_order_and_on_time_while_the_critic_trains(
+        jack_server, engine, bank):
+    """Our scheduler must send every note within 3 ms of the grid, every time. What arrives
+    must be within one JACK period + 3 ms of the grid, but the dummy backend's cycles
+    sometimes wake late on a loaded machine (which a real sound card never does): the arrival
+    check gets a second run when the first one misses it while the sending was on time."""
+    bpm = 150.0
+    for attempt in (1, 2):
+        trainer = Trainer(engine, bank)
+        received, expected, player = play_four_bars(engine, trainer, bpm)
+        assert trainer.seen_training > 0, "the critic never trained during the test"
+        assert [m for m, _ in received] == [m for m, _ in expected]
+        late = [actual - ideal for ideal, actual, _ in player.sent]
+        assert max(late) <= 0.003 and player.late_steps == 0
+        errors = timing_errors(received, expected, 60.0 / bpm / 4)
+        worst = max(abs(e) for e in errors)
+        print(f"run {attempt}: sent at most {max(late) * 1e3:.2f} ms late; arrival error p50 "
+              f"{statistics.median(map(abs, errors)) * 1e3:.2f} ms, max {worst * 1e3:.2f} ms "
+              f"(limit {TOLERANCE * 1e3:.2f} ms)")
+        if worst <= TOLERANCE:
+            return
+    pytest.fail(f"notes arrived up to {worst * 1e3:.2f} ms off the grid in two runs "
+                f"(limit {TOLERANCE * 1e3:.2f} ms)")
 
 
 class ClockMaster:
