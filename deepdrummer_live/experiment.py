@@ -82,7 +82,8 @@ class Protocol:
 
     `next_item()` returns the item waiting for an answer (the same one until it is answered),
     or None when done; `answer(item_id, liked)` records it (answering again with the same
-    verdict is a no-op; a different verdict is refused).
+    verdict is a no-op; a different verdict is refused). Items never say which critic chose a
+    Phase II loop, but `state_dict()` does: keep it on the server side.
     """
 
     def __init__(self, bank: SampleBank, preset: Preset | str = "default", seed: int = 0,

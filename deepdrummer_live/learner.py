@@ -60,6 +60,7 @@ class Preset:
     threshold: float = 0.95
     threshold_budget: int = 2000  # proposals per chain in threshold mode
     pretrained: bool = False  # start from the body taught by `pretrain` (what sounds when)
+    trainable: str = "all"  # "all", or "head" (dense + readout) / "readout" over a fixed body
 
     def with_overrides(self, **values) -> Preset:
         """A copy with fields replaced; `critic.NAME` keys set critic settings."""
@@ -117,8 +118,15 @@ class Learner:
         self.update_seconds: list[float] = []  # wall time of each rating's whole update
 
     def _new_optimizer(self) -> torch.optim.Optimizer:
-        return torch.optim.Adam(self.critic.parameters(), lr=self.preset.lr,
+        return torch.optim.Adam(self._trained_parameters(), lr=self.preset.lr,
                                 weight_decay=self.preset.weight_decay)
+
+    def _trained_parameters(self) -> list[torch.nn.Parameter]:
+        """Everything, or (from a pretrained body) only the dense layer and the readout."""
+        if self.preset.trainable == "all":
+            return list(self.critic.parameters())
+        names = ("dense.", "out.") if self.preset.trainable == "head" else ("out.",)
+        return [p for n, p in self.critic.named_parameters() if n.startswith(names)]
 
     # -- ratings -------------------------------------------------------------------------
     @property
@@ -169,6 +177,8 @@ class Learner:
         with self._lock:
             self.training = True
             self.critic.train()
+            if self.preset.trainable != "all":
+                self.critic.conv.eval()  # a fixed body: no dropout, no BatchNorm drift
             with torch.random.fork_rng(devices=[]):  # dropout, reproducibly
                 torch.manual_seed(self.seed * 1_000_003 + self._steps)
                 loss = F.cross_entropy(self.critic(x), y)

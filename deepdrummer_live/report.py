@@ -141,8 +141,9 @@ def plot_phase1(runs: dict[str, list[dict]], path: Path, window: int = 10) -> Pa
         ax.plot(np.arange(1, n + 1), smooth(rate, window), color=f"C{k}", label=label)
     ax.set_ylim(0, 1)
     ax.set_xlabel("rating in Phase I")
-    ax.set_ylabel(f"share liked (mean over users, {window}-rating window)")
-    ax.set_title("Like rate while the critic learns")
+    ax.set_ylabel("share liked")
+    ax.set_title(f"Like rate while the critic learns (mean over users, {window}-rating window)",
+                 fontsize=10)
     if len(runs) > 1:
         ax.legend(fontsize=8)
     return _save(fig, path)

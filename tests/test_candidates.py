@@ -2,7 +2,6 @@
 obeying the current constraints, and a producer that survives its own errors."""
 
 import logging
-import threading
 
 import pytest
 import torch
@@ -184,9 +183,10 @@ def test_the_producer_leaves_the_cpu_to_pending_training():
 def test_close_stops_the_producer_and_get_times_out():
     critic = VersionedCritic()
     queue = make_queue(critic, bank_of(8)).start()
+    producer = queue._thread
     queue.close()
     queue.close()
-    assert not any(t.name == "candidates" and t.is_alive() for t in threading.enumerate())
+    assert producer is not None and not producer.is_alive()
     while queue.get(timeout=0) is not None:
         pass
     assert queue.get(timeout=0.05) is None
