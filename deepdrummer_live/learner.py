@@ -35,7 +35,6 @@ from .critic import (
 from .devices import pick_device
 from .library import SampleBank
 from .loop import Loop, LoopBatch, random_batch
-from .pretrain import load_pretrained
 
 SLICE_SECONDS = 0.25  # longest training slice without a host's bar lines to fit in
 INPUT_STATS_LOOPS = 128  # random loops whose features set the critic's input scaling
@@ -59,8 +58,6 @@ class Preset:
     mh_steps: int = 24
     threshold: float = 0.95
     threshold_budget: int = 2000  # proposals per chain in threshold mode
-    pretrained: bool = False  # start from the body taught by `pretrain` (what sounds when)
-    trainable: str = "all"  # "all", or "head" (dense + readout) / "readout" over a fixed body
 
     def with_overrides(self, **values) -> Preset:
         """A copy with fields replaced; `critic.NAME` keys set critic settings."""
@@ -95,10 +92,8 @@ class Learner:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             self.critic = Critic(self.preset.critic).to(self.device)
-        self.pretrained = self.preset.pretrained and load_pretrained(self.critic)
-        if not self.pretrained:
-            self.critic.set_input_stats(self.features(random_batch(
-                INPUT_STATS_LOOPS, len(bank), torch.Generator().manual_seed(seed))))
+        self.critic.set_input_stats(self.features(random_batch(
+            INPUT_STATS_LOOPS, len(bank), torch.Generator().manual_seed(seed))))
         self.critic.to(self.device).eval()
         self.optimizer = self._new_optimizer()
         self._generator = torch.Generator().manual_seed(seed + 7919)
@@ -118,15 +113,8 @@ class Learner:
         self.update_seconds: list[float] = []  # wall time of each rating's whole update
 
     def _new_optimizer(self) -> torch.optim.Optimizer:
-        return torch.optim.Adam(self._trained_parameters(), lr=self.preset.lr,
+        return torch.optim.Adam(self.critic.parameters(), lr=self.preset.lr,
                                 weight_decay=self.preset.weight_decay)
-
-    def _trained_parameters(self) -> list[torch.nn.Parameter]:
-        """Everything, or (from a pretrained body) only the dense layer and the readout."""
-        if self.preset.trainable == "all":
-            return list(self.critic.parameters())
-        names = ("dense.", "out.") if self.preset.trainable == "head" else ("out.",)
-        return [p for n, p in self.critic.named_parameters() if n.startswith(names)]
 
     # -- ratings -------------------------------------------------------------------------
     @property
@@ -177,8 +165,6 @@ class Learner:
         with self._lock:
             self.training = True
             self.critic.train()
-            if self.preset.trainable != "all":
-                self.critic.conv.eval()  # a fixed body: no dropout, no BatchNorm drift
             with torch.random.fork_rng(devices=[]):  # dropout, reproducibly
                 torch.manual_seed(self.seed * 1_000_003 + self._steps)
                 loss = F.cross_entropy(self.critic(x), y)
