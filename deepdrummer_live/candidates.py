@@ -21,6 +21,7 @@ from collections.abc import Iterable
 from functools import partial
 from typing import Protocol
 
+from .devices import run_in_background
 from .loop import DEFAULT_BPM, Constraints, Loop, LoopBatch
 from .sampler import Candidate, Sampler
 
@@ -211,6 +212,7 @@ class CandidateQueue:
             self._current = self.sampler.version
 
     def _produce(self) -> None:
+        run_in_background()
         while True:
             with self._cond:
                 if self._closed:

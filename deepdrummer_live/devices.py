@@ -18,3 +18,18 @@ def pick_device(preferred: str | None = None) -> torch.device:
     if mps is not None and mps.is_available():
         return torch.device("mps")
     return torch.device("cpu")
+
+
+BACKGROUND_NICENESS = 10
+
+
+def run_in_background() -> None:
+    """Lower the calling thread's CPU priority (Linux: threads have their own niceness), so
+    training and sampling yield the cores at once to replies, MIDI and audio. A no-op where
+    the OS does not support it."""
+    try:
+        import threading
+
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), BACKGROUND_NICENESS)
+    except (AttributeError, OSError):
+        pass

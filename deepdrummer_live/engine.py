@@ -20,6 +20,7 @@ import torch
 
 from .candidates import CandidateQueue
 from .critic import CheckpointError
+from .devices import run_in_background
 from .learner import PRESETS, Learner
 from .library import SampleBank
 from .loop import DEFAULT_BPM, TRACKS, Constraints, Loop, LoopBatch
@@ -189,6 +190,7 @@ class Engine:
         return counts
 
     def _checkpoint_quietly(self) -> None:
+        run_in_background()  # saving must not delay the next reply
         try:
             self.checkpoint()
         except Exception:

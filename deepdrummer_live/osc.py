@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import socket
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -49,6 +50,7 @@ ADDRESSES: dict[str, str] = {
 REPLY_ADDRESSES = {"/dd/hello", "/dd/pong", "/dd/loop", "/dd/loop/track", "/dd/rated",
                    "/dd/status", "/dd/playing", "/dd/lock", "/dd/fotf", "/dd/render", "/dd/error"}
 SLOW = {"/dd/next", "/dd/render"}  # answered from a worker so the socket keeps being read
+SWITCH_INTERVAL = 0.0005  # s: how soon the receiving thread gets the GIL back
 
 
 class OscRejected(Exception):
@@ -183,6 +185,9 @@ class OscServer:
 
     # -- running -------------------------------------------------------------------------
     def start(self) -> OscServer:
+        # Training and sampling threads hold the GIL between torch ops; by default a waiting
+        # thread asks for it only after 5 ms, which alone would blow the reply budget.
+        sys.setswitchinterval(min(sys.getswitchinterval(), SWITCH_INTERVAL))
         loops = ((self.serve_forever, "osc-receive"), (self._watch_status, "osc-status"))
         for target, name in loops:
             thread = threading.Thread(target=target, name=name, daemon=True)
