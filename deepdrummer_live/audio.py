@@ -77,7 +77,9 @@ class AudioPlayer:
         try:
             info = sd.query_devices(device, "output")
         except (ValueError, sd.PortAudioError) as exc:
-            raise ValueError(f"no audio output {device!r}: {exc}") from None
+            which = "no audio output found" if device is None else f"no audio output {device!r}"
+            raise ValueError(f"{which} ({exc}); play to a DAW or drum machine with --midi-out, "
+                             "or use `deepdrummer-live web`") from None
         self.deck = deck
         self.rate = int(samplerate or info["default_samplerate"])
         self.channels = min(channels, int(info["max_output_channels"]))
