@@ -8,19 +8,16 @@ where a missing browser is a failure.
 from __future__ import annotations
 
 import os
-import re
 import shutil
-import signal
 import sqlite3
-import subprocess
-import sys
 import time
 from contextlib import closing
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.engine_process import CommandProcess
+
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMEDRIVER = shutil.which("chromedriver")
 
@@ -40,51 +37,16 @@ def _need_browser() -> None:
         pytest.skip(reason)
 
 
-class WebProcess:
+class WebProcess(CommandProcess):
     """`deepdrummer-live web` on a free port, as a user starts it; `.url` once it serves."""
 
     def __init__(self, home: Path, args: list[str]) -> None:
-        env = dict(os.environ, DEEPDRUMMER_HOME=str(home / "home"), PYTHONUNBUFFERED="1",
-                   OMP_NUM_THREADS="1")
-        env.setdefault("DEEPDRUMMER_CACHE", str(home / "cache"))  # tests/conftest.py sets one
-        # `-c main()` rather than `-m deepdrummer_live.cli`: under -m the module runs twice (as
-        # __main__ and as imported by the commands), and CliError would not be caught.
-        cmd = [sys.executable, "-c", "import sys; from deepdrummer_live.cli import main; "
-               "sys.exit(main())", "web", "--port", "0", *args]
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                     text=True, env=env, cwd=REPO)
-        self.lines: list[str] = []
-        self.url = self._wait_for_url()
-
-    def _wait_for_url(self, timeout: float = 180.0) -> str:
-        deadline = time.monotonic() + timeout
-        assert self.proc.stdout is not None
-        while time.monotonic() < deadline:
-            line = self.proc.stdout.readline()
-            if not line:
-                raise RuntimeError("web exited early:\n" + "".join(self.lines))
-            self.lines.append(line)
-            found = re.search(r"open (http://[\d.]+:\d+/)", line)
-            if found:
-                return found.group(1)
-        raise TimeoutError("web did not start:\n" + "".join(self.lines))
-
-    def kill(self) -> None:
-        """SIGKILL: a crash or a power cut, with no chance to save anything."""
-        self.proc.kill()
-        self.proc.communicate(timeout=30)
-
-    def stop(self, timeout: float = 60.0) -> str:
-        """SIGTERM, as a service manager would; returns everything it printed."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        try:
-            out, _ = self.proc.communicate(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            out, _ = self.proc.communicate()
-        self.lines.append(out or "")
-        return "".join(self.lines)
+        env = {"DEEPDRUMMER_HOME": str(home / "home"), "OMP_NUM_THREADS": "1",
+               # tests/conftest.py sets a cache for the whole run; keep it when it is there
+               "DEEPDRUMMER_CACHE": os.environ.get("DEEPDRUMMER_CACHE", str(home / "cache"))}
+        super().__init__(["web", "--port", "0", *args], r"open (http://[\d.]+:\d+/)", env,
+                         timeout=180.0)
+        self.url = self.ready
 
 
 @pytest.fixture(scope="session")
