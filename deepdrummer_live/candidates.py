@@ -227,7 +227,7 @@ class CandidateQueue:
                         continue
                     chains = None
                     if fresh == 0 and self.quick:
-                        missing, chains = 1, max(1, int(self.sampler.setting("chains")) // 4)
+                        missing, chains = 1, max(1, self.sampler.preset.chains // 4)
                     constraints = self._constraints
                     exclude = self._handed_set | {loop_key(c.loop) for c in self._ready}
                 made = self.sampler.sample(missing, constraints, exclude,

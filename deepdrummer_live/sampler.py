@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -28,15 +29,14 @@ from .loop import (
     random_batch,
 )
 
+if TYPE_CHECKING:  # the learner is downstream; the sampler only reads its preset
+    from .learner import Preset
+
 Scorer = Callable[[LoopBatch], torch.Tensor]
 
 HILL_CLIMB_BELOW = 1e-6  # a temperature this small is treated as exactly 0 (hill climbing)
 MIN_SCORE = 1e-12  # scores are clamped here before the log so f = 0 never gives -inf - -inf
 MAX_ROUNDS = 4  # rounds of fresh chains `sample`/`threshold` run to find enough distinct loops
-
-# Used when the preset lacks an attribute (any object with these names works as a preset).
-PRESET_DEFAULTS = {"chains": 64, "mh_steps": 32, "temperature": 0.1, "threshold": 0.95,
-                   "threshold_budget": 2000}
 
 
 @dataclass(frozen=True)
@@ -154,7 +154,7 @@ class Sampler:
     """Turns a scorer (the critic's P(like)) into loops to play: `sample` for ordinary play
     (draws from f^(1/s)), `threshold` for evaluation (search until f ≥ threshold)."""
 
-    def __init__(self, bank: SampleBank, scorer: Scorer, preset: object,
+    def __init__(self, bank: SampleBank, scorer: Scorer, preset: Preset,
                  generator: torch.Generator | None = None, tracks: int = TRACKS,
                  steps: int = STEPS) -> None:
         self.bank = bank
@@ -162,11 +162,6 @@ class Sampler:
         self.scorer = scorer
         self.preset = preset
         self.generator = generator if generator is not None else torch.Generator().manual_seed(0)
-
-    def setting(self, name: str):
-        """The preset's value for `name`, or the module default while the preset lacks it."""
-        value = getattr(self.preset, name, None)
-        return PRESET_DEFAULTS[name] if value is None else value
 
     def set_scorer(self, scorer: Scorer) -> None:
         self.scorer = scorer
@@ -188,7 +183,7 @@ class Sampler:
         scorer = self.scorer  # one scorer for the whole run, even if set_scorer is called
         version = int(getattr(scorer, "version", 0))
         result = metropolis_hastings(scorer, self._starts(n, constraints), len(self.bank),
-                                     self.generator, steps, float(self.setting("temperature")),
+                                     self.generator, steps, self.preset.temperature,
                                      constraints, self.bank, stop_at, keep_visited, cancel)
         return result, version
 
@@ -222,8 +217,8 @@ class Sampler:
                             return
 
         for _ in range(MAX_ROUNDS):
-            result, version = self._run(max(n, chains or int(self.setting("chains"))),
-                                        int(self.setting("mh_steps")), constraints,
+            result, version = self._run(max(n, chains or self.preset.chains),
+                                        self.preset.mh_steps, constraints,
                                         keep_visited=True, cancel=cancel)
             if result.cancelled:
                 return []
@@ -242,8 +237,8 @@ class Sampler:
         (or excluded) is restarted from a fresh start with the budget it has left."""
         if n <= 0:
             return []
-        threshold = float(self.setting("threshold") if threshold is None else threshold)
-        budget = int(self.setting("threshold_budget") if budget is None else budget)
+        threshold = float(self.preset.threshold if threshold is None else threshold)
+        budget = int(self.preset.threshold_budget if budget is None else budget)
         exclude = exclude or set()
         results: list[ThresholdResult] = []
         seen: set[str] = set()

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import torch
 
 from deepdrummer_live.kit import default_kit_dir
 from deepdrummer_live.library import SampleBank, load_library
@@ -53,3 +54,13 @@ def kit_bank(cache: Path) -> SampleBank:
     """Our own default kit decoded at 44.1 kHz, once per session."""
     return load_library(default_kit_dir())
 
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Tiny tensors: torch's thread pool only adds waiting on a busy 2-core machine (the
+    engine does the same, see `engine.share_cores`). Restored after the module."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

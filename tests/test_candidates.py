@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from deepdrummer_live.candidates import CandidateQueue, loop_key, obeys
-from deepdrummer_live.learner import PRESETS, Learner
+from deepdrummer_live.learner import PRESETS, Learner, Preset
 from deepdrummer_live.library import SampleBank
 from deepdrummer_live.loop import Constraints, Loop, LoopBatch, random_loop
 from deepdrummer_live.sampler import Sampler
@@ -15,20 +15,11 @@ from deepdrummer_live.sampler import Sampler
 WAIT = 30.0  # generous: the machine is shared; the queue is usually ready in well under 1 s
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors: torch's thread pool only adds waiting on a busy 2-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-class Settings:
-    """The sampler's settings, as the learner's Preset names them."""
-
-    def __init__(self, chains: int = 8, mh_steps: int = 8, temperature: float = 0.1) -> None:
-        self.chains, self.mh_steps, self.temperature = chains, mh_steps, temperature
+def settings(chains: int = 8, mh_steps: int = 8, temperature: float = 0.1) -> Preset:
+    return Preset("test", chains=chains, mh_steps=mh_steps, temperature=temperature)
 
 
 def bank_of(n: int) -> SampleBank:
@@ -65,8 +56,8 @@ class VersionedCritic:
         return DensityScorer(self.version)
 
 
-def make_queue(critic, bank: SampleBank, depth: int = 4, **settings) -> CandidateQueue:
-    sampler = Sampler(bank, critic.scorer(), Settings(**settings),
+def make_queue(critic, bank: SampleBank, depth: int = 4, **values) -> CandidateQueue:
+    sampler = Sampler(bank, critic.scorer(), settings(**values),
                       torch.Generator().manual_seed(0))
     return CandidateQueue(critic, sampler, depth=depth)
 
@@ -97,7 +88,7 @@ def test_no_loop_is_handed_out_twice():
     # One track of four steps and one sample: sixteen loops in all, and a hill-climbing critic
     # that sends every chain to the empty one. The queue hands out each loop once, then none.
     critic = VersionedCritic()
-    sampler = Sampler(bank_of(1), critic.scorer(), Settings(chains=4, mh_steps=32,
+    sampler = Sampler(bank_of(1), critic.scorer(), settings(chains=4, mh_steps=32,
                                                            temperature=0.0),
                       torch.Generator().manual_seed(0), tracks=1, steps=4)
     queue = CandidateQueue(critic, sampler, depth=3)

@@ -2,12 +2,12 @@
 threshold when it can and says so when it cannot, repeats with a seed, obeys constraints and
 hands out distinct loops."""
 
-from dataclasses import dataclass
 
 import pytest
 import torch
 
 from deepdrummer_live.critic import Critic, CriticConfig, LoopFeatures, LoopScorer
+from deepdrummer_live.learner import Preset
 from deepdrummer_live.library import SampleBank
 from deepdrummer_live.loop import Constraints, Loop, LoopBatch, random_batch, random_loop
 from deepdrummer_live.sampler import Candidate, Sampler, metropolis_hastings
@@ -16,24 +16,12 @@ from deepdrummer_live.sampler import Candidate, Sampler, metropolis_hastings
 TABLE = torch.tensor([0.05, 0.10, 0.20, 0.15, 0.30, 0.45, 0.60, 0.90])
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors: torch's thread pool only adds waiting on a busy 2-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-@dataclass
-class Preset:
-    """The sampler's settings, as the learner's Preset names them."""
-
-    chains: int = 16
-    mh_steps: int = 16
-    temperature: float = 0.1
-    threshold: float = 0.95
-    threshold_budget: int = 2000
+def settings(**values) -> Preset:
+    """Small runs: 16 chains × 16 steps unless a test says otherwise."""
+    return Preset("test", **{"chains": 16, "mh_steps": 16, **values})
 
 
 def tiny_bank(n: int) -> SampleBank:
@@ -133,7 +121,7 @@ def test_hill_climbing_never_accepts_worse_but_sampling_does():
 
 def test_threshold_mode_reaches_when_it_can():
     bank = tiny_bank(8)
-    sampler = Sampler(bank, PatternScorer(), Preset(), torch.Generator().manual_seed(2))
+    sampler = Sampler(bank, PatternScorer(), settings(), torch.Generator().manual_seed(2))
     results = sampler.threshold(6, threshold=0.95, budget=2000)
     assert len(results) == 6
     for r in results:
@@ -146,7 +134,7 @@ def test_threshold_mode_reaches_when_it_can():
 
 def test_threshold_mode_says_when_it_cannot():
     bank = tiny_bank(8)
-    sampler = Sampler(bank, PatternScorer(cap=0.9), Preset(), torch.Generator().manual_seed(2))
+    sampler = Sampler(bank, PatternScorer(cap=0.9), settings(), torch.Generator().manual_seed(2))
     results = sampler.threshold(3, threshold=0.95, budget=150)
     assert len(results) == 3
     for r in results:
@@ -171,7 +159,7 @@ def test_seeded_runs_repeat_exactly():
     bank = tiny_bank(8)
 
     def run(seed: int) -> tuple[list[Candidate], list]:
-        sampler = Sampler(bank, PatternScorer(), Preset(), torch.Generator().manual_seed(seed))
+        sampler = Sampler(bank, PatternScorer(), settings(), torch.Generator().manual_seed(seed))
         return sampler.sample(5), sampler.threshold(2, budget=300)
 
     assert run(9) == run(9)
@@ -182,7 +170,7 @@ def test_sample_returns_distinct_best_loops_not_in_exclude():
     bank = tiny_bank(8)
 
     def sampler() -> Sampler:
-        return Sampler(bank, PatternScorer(), Preset(), torch.Generator().manual_seed(3))
+        return Sampler(bank, PatternScorer(), settings(), torch.Generator().manual_seed(3))
 
     first = sampler().sample(5)
     ids = [c.loop.loop_id for c in first]
@@ -201,7 +189,7 @@ def test_sample_returns_distinct_best_loops_not_in_exclude():
 def test_sample_runs_more_chains_when_too_few_are_distinct():
     # One track, one step, two samples: four loops in all; ask for three, exclude one.
     bank = tiny_bank(2)
-    sampler = Sampler(bank, SparseScorer(), Preset(chains=2, mh_steps=4),
+    sampler = Sampler(bank, SparseScorer(), settings(chains=2, mh_steps=4),
                       torch.Generator().manual_seed(0), tracks=1, steps=1)
     off = Loop(((False,),), ("s0.wav",))
     got = sampler.sample(3, exclude={off.loop_id})
@@ -215,7 +203,7 @@ def test_constraints_hold_on_every_output():
     constraints = Constraints(locked_grid=(False, True, False, False),
                               locked_sample=(False, True, False, True),
                               reference=reference, four_on_the_floor=True)
-    sampler = Sampler(bank, SparseScorer(), Preset(temperature=0.01),
+    sampler = Sampler(bank, SparseScorer(), settings(temperature=0.01),
                       torch.Generator().manual_seed(6))
     loops = [c.loop for c in sampler.sample(8, constraints)]
     loops += [r.candidate.loop for r in sampler.threshold(4, budget=50, constraints=constraints)]
@@ -239,7 +227,7 @@ def test_a_run_can_be_cancelled_between_steps():
     result = metropolis_hastings(TableScorer(), tiny_start(8, generator), 2, generator,
                                  steps=100, temperature=1.0, cancel=cancel)
     assert result.cancelled and (result.proposals == 3).all()
-    sampler = Sampler(tiny_bank(8), PatternScorer(), Preset(), generator)
+    sampler = Sampler(tiny_bank(8), PatternScorer(), settings(), generator)
     assert sampler.sample(4, cancel=lambda: True) == []
     assert len(sampler.sample(4, cancel=lambda: False)) == 4
 
@@ -265,7 +253,7 @@ def test_sampler_with_the_real_critic_on_our_kit(kit_bank):
     config = CriticConfig()
     critic = Critic(config).eval()
     scorer = LoopScorer(LoopFeatures(bank, config, "cpu"), critic, version=2)
-    sampler = Sampler(bank, scorer, Preset(chains=8, mh_steps=3),
+    sampler = Sampler(bank, scorer, settings(chains=8, mh_steps=3),
                       torch.Generator().manual_seed(1))
     got = sampler.sample(4, Constraints(four_on_the_floor=True))
     assert len({c.loop.loop_id for c in got}) == 4
