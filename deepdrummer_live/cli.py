@@ -6,6 +6,7 @@ Bad arguments print one line saying what was wrong and exit with code 2, as argp
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import pkgutil
 import sys
@@ -34,6 +35,47 @@ def positive_float(text: str) -> float:
     if not value > 0:
         raise argparse.ArgumentTypeError(f"must be positive: {text!r}")
     return value
+
+
+def preset_overrides(pairs: list[str], preset):
+    """`--set key=value` strings (experiment, web study) → (a preset with those fields
+    replaced, the values), each value parsed as the type of the field it replaces
+    (`critic.NAME` for critic settings)."""
+    values = {}
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise CliError(f"--set needs key=value, got {pair!r}")
+        owner, name = (preset.critic, key[7:]) if key.startswith("critic.") else (preset, key)
+        if name not in {f.name for f in dataclasses.fields(owner)} or name == "critic":
+            raise CliError(f"--set {key}: no such setting; preset settings are "
+                           f"{', '.join(f.name for f in dataclasses.fields(preset))} and "
+                           "critic.NAME")
+        values[key] = _parse_value(key, text.strip(), getattr(owner, name))
+    try:
+        return preset.with_overrides(**values), values
+    except (TypeError, ValueError) as exc:
+        raise CliError(f"--set: {exc}") from None
+
+
+def _parse_value(key: str, text: str, current):
+    try:
+        if isinstance(current, bool):
+            if text.lower() not in {"true", "false", "1", "0", "yes", "no"}:
+                raise ValueError("expected true or false")
+            return text.lower() in {"true", "1", "yes"}
+        if isinstance(current, tuple):
+            return tuple(int(v) for v in text.split(","))
+        if current is None:
+            return None if text.lower() == "none" else float(text)
+        if isinstance(current, int):
+            return int(text)
+        if isinstance(current, float):
+            return None if text.lower() == "none" else float(text)
+        return text
+    except ValueError as exc:
+        raise CliError(f"--set {key}={text}: {exc}") from None
 
 
 def bpm_value(text: str) -> float:

@@ -8,7 +8,6 @@ DIR/results.json, DIR/summary.md and the figures.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import os
 import platform
 import queue
@@ -17,48 +16,7 @@ from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from multiprocessing import get_context
 from pathlib import Path
 
-from ..cli import CliError
-
-
-def parse_overrides(pairs: list[str], preset):
-    """`key=value` strings → a preset with those fields replaced, each value parsed as the
-    type of the field it replaces (`critic.NAME` for critic settings)."""
-    values = {}
-    for pair in pairs:
-        key, sep, text = pair.partition("=")
-        key = key.strip()
-        if not sep or not key:
-            raise CliError(f"--set needs key=value, got {pair!r}")
-        owner, name = (preset.critic, key[7:]) if key.startswith("critic.") else (preset, key)
-        if name not in {f.name for f in dataclasses.fields(owner)} or name == "critic":
-            raise CliError(f"--set {key}: no such setting; preset settings are "
-                           f"{', '.join(f.name for f in dataclasses.fields(preset))} and "
-                           "critic.NAME")
-        values[key] = _parse_value(key, text.strip(), getattr(owner, name))
-    try:
-        return preset.with_overrides(**values), values
-    except (TypeError, ValueError) as exc:
-        raise CliError(f"--set: {exc}") from None
-
-
-def _parse_value(key: str, text: str, current):
-    try:
-        if isinstance(current, bool):
-            if text.lower() not in {"true", "false", "1", "0", "yes", "no"}:
-                raise ValueError("expected true or false")
-            return text.lower() in {"true", "1", "yes"}
-        if isinstance(current, tuple):
-            return tuple(int(v) for v in text.split(","))
-        if current is None:
-            return None if text.lower() == "none" else float(text)
-        if isinstance(current, int):
-            return int(text)
-        if isinstance(current, float):
-            return None if text.lower() == "none" else float(text)
-        return text
-    except ValueError as exc:
-        raise CliError(f"--set {key}={text}: {exc}") from None
-
+from ..cli import CliError, preset_overrides
 
 # -- one user, in this process or a worker -------------------------------------------------
 _PROGRESS = None  # a multiprocessing queue in worker processes
@@ -105,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.preset not in PRESETS:
         raise CliError(f"unknown preset {args.preset!r}; choose one of {', '.join(PRESETS)}")
-    preset, overrides = parse_overrides(args.set or [], PRESETS[args.preset])
+    preset, overrides = preset_overrides(args.set or [], PRESETS[args.preset])
     if args.users < 1 or args.jobs < 1 or args.phase1 < 0 or args.phase2 < 1:
         raise CliError("--users and --jobs must be ≥ 1, --phase1 ≥ 0, --phase2 ≥ 1")
     bank = load_bank(args.samples)

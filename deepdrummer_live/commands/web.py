@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 
-from ..cli import CliError
+from ..cli import CliError, preset_overrides
 from .serve import (
     LOOPBACK,
     add_engine_arguments,
@@ -32,19 +31,6 @@ def even_int(text: str) -> int:
         raise argparse.ArgumentTypeError(
             f"Phase II is half from the initial critic, half from the final one: {text} is odd")
     return value
-
-
-def setting(text: str) -> tuple[str, object]:
-    """`KEY=VALUE` for a preset setting; the value is read as JSON when it can be (numbers,
-    true/false), else kept as text."""
-    key, sep, raw = text.partition("=")
-    if not sep or not key:
-        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
-    try:
-        value = json.loads(raw)
-    except ValueError:
-        value = raw
-    return key.strip(), value
 
 
 def run(args: argparse.Namespace) -> int:
@@ -91,10 +77,7 @@ def open_study(args: argparse.Namespace):
 
     if args.preset not in PRESETS:
         raise CliError(f"unknown preset {args.preset!r}; choose one of {', '.join(PRESETS)}")
-    try:
-        preset = PRESETS[args.preset].with_overrides(**dict(args.set))
-    except (TypeError, ValueError) as exc:
-        raise CliError(f"--set: {exc}") from None
+    preset, _ = preset_overrides(args.set, PRESETS[args.preset])
     folder = session_folder(args.study)
     bank = load_bank(args.samples)
     try:
@@ -121,7 +104,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                         help="study: Phase I length (default 80, as in the paper)")
     parser.add_argument("--phase2", type=even_int, default=60,
                         help="study: Phase II length, half per critic (default 60)")
-    parser.add_argument("--set", type=setting, action="append", default=[], metavar="KEY=VALUE",
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="study: change one setting of the preset, e.g. --set "
                              "threshold_budget=500 (see learner.Preset; repeatable)")
     parser.set_defaults(handler=run)
