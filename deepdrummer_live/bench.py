@@ -21,7 +21,7 @@ import torch
 
 from .candidates import CandidateQueue
 from .cli import load_bank
-from .critic import Critic, LoopFeatures, LoopScorer, count_parameters
+from .critic import count_parameters
 from .engine import share_cores
 from .learner import PRESETS, Learner
 from .loop import random_batch
@@ -109,12 +109,10 @@ def run(args) -> int:
     bank = load_bank(args.samples)
     device = torch.device(args.device) if args.device else None
     learner = Learner(bank, "default", device=device)
-    features = LoopFeatures(bank, learner.preset.critic, learner.device)
-    scorer = LoopScorer(features, learner.critic)
     report = {
         "device": str(learner.device),
-        "critic_params": count_parameters(Critic(learner.preset.critic)),
-        "score_loops_per_s": scoring_rate(scorer, bank, 256),
+        "critic_params": count_parameters(learner.critic),
+        "score_loops_per_s": scoring_rate(learner.scorer(), bank, 256),
         **live_latencies(bank, "default", device, args.ratings),
     }
     report["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -108,7 +108,6 @@ class Learner:
         self._steps = 0
         self._trained_on = 0  # ratings whose training is complete
         self.version = 0  # bumps whenever the critic's weights change
-        self.training = False
         self._lock = threading.RLock()  # the critic and optimizer
         self._wake = threading.Condition()
         self._thread: threading.Thread | None = None
@@ -157,6 +156,11 @@ class Learner:
     def owed(self) -> int:
         return self._owed
 
+    @property
+    def training(self) -> bool:
+        """Training is owed or under way (what status lines and `/dd/status` report)."""
+        return self._owed > 0
+
     # -- training ------------------------------------------------------------------------
     def train_pending(self) -> int:
         """Train every owed minibatch now, in this thread. Returns how many ran."""
@@ -181,7 +185,6 @@ class Learner:
         if self.preset.augment:
             x = self._augment(x)
         with self._lock:
-            self.training = True
             self.critic.train()
             with torch.random.fork_rng(devices=[]):  # dropout, reproducibly
                 torch.manual_seed(self.seed * 1_000_003 + self._steps)
@@ -247,10 +250,8 @@ class Learner:
         while True:
             with self._wake:
                 while self._owed <= 0 and not self._stop:
-                    self.training = False
                     self._wake.wait()
                 if self._stop:
-                    self.training = False
                     return
             end = time.monotonic() + SLICE_SECONDS
             limit = self._deadline() if self._deadline else None
@@ -271,7 +272,6 @@ class Learner:
         if self._thread is not None:
             self._thread.join()
             self._thread = None
-        self.training = False
 
     def wait_idle(self, timeout: float | None = None) -> bool:
         """Block until nothing is owed (True) or the timeout passes (False)."""
