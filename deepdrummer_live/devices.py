@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 
 import torch
 
@@ -28,8 +29,6 @@ def run_in_background() -> None:
     training and sampling yield the cores at once to replies, MIDI and audio. A no-op where
     the OS does not support it."""
     try:
-        import threading
-
         os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), BACKGROUND_NICENESS)
     except (AttributeError, OSError):
         pass
