@@ -22,7 +22,7 @@ import torch
 from .candidates import CandidateQueue
 from .cli import load_bank
 from .critic import count_parameters
-from .engine import share_cores
+from .devices import share_cores
 from .learner import PRESETS, Learner
 from .loop import random_batch
 from .sampler import Sampler, metropolis_hastings

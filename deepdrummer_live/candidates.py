@@ -22,6 +22,7 @@ from functools import partial
 from typing import Protocol
 
 from .devices import run_in_background
+from .library import SampleBank
 from .loop import DEFAULT_BPM, Constraints, Loop, LoopBatch
 from .sampler import Candidate, Sampler
 
@@ -49,12 +50,12 @@ def loop_key(loop: Loop) -> str:
     return loop.loop_id if loop.bpm == DEFAULT_BPM else loop.with_bpm(DEFAULT_BPM).loop_id
 
 
-def obeys(loops: list[Loop], constraints: Constraints | None, sampler: Sampler) -> list[bool]:
+def obeys(loops: list[Loop], constraints: Constraints | None, bank: SampleBank) -> list[bool]:
     """Whether each loop already satisfies `constraints` (applying them changes nothing)."""
     if not loops or constraints is None or not constraints.active:
         return [True] * len(loops)
-    batch = LoopBatch.from_loops(loops, sampler.bank)
-    forced = constraints.apply(batch, sampler.bank)
+    batch = LoopBatch.from_loops(loops, bank)
+    forced = constraints.apply(batch, bank)
     same = (forced.grid == batch.grid).flatten(1).all(1) & (forced.samples == batch.samples).all(1)
     return same.tolist()
 
@@ -156,7 +157,7 @@ class CandidateQueue:
         right after a lock; those stand in only until the sampler has chosen proper ones."""
         with self._cond:
             self._constraints = constraints
-            keep = obeys([c.loop for c in self._ready], constraints, self.sampler)
+            keep = obeys([c.loop for c in self._ready], constraints, self.sampler.bank)
             broken = [c.loop for c, ok in zip(self._ready, keep, strict=True) if not ok]
             self._ready = [c for c, ok in zip(self._ready, keep, strict=True) if ok]
             scorer = self.sampler.scorer
@@ -259,7 +260,7 @@ class CandidateQueue:
              provisional: bool = False) -> None:
         with self._cond:
             if self._constraints is not constraints:  # changed while we were sampling
-                keep = obeys([c.loop for c in made], self._constraints, self.sampler)
+                keep = obeys([c.loop for c in made], self._constraints, self.sampler.bank)
                 made = [c for c, ok in zip(made, keep, strict=True) if ok]
             taken = self._handed_set | {loop_key(c.loop) for c in self._ready}
             made = [c for c in made if loop_key(c.loop) not in taken]

@@ -1,36 +1,31 @@
 """The engine: one thread-safe object that every bridge (OSC, MIDI, audio, web) talks to.
 
-It owns the session store, the learner (training in the background, between bar lines when a
-host tells us where they are), the sampler and the queue of ready candidates. A rating is
-stored durably first, then handed to the learner; the critic is checkpointed every few ratings
-and on shutdown, and a resumed session retrains on the ratings its checkpoint had not seen.
+It owns the session store and the learner, which trains and searches for candidates in a child
+process (`worker`) so that nothing it does can delay a reply here (and restarted from the
+session should it die). A rating is stored durably first, then handed to the learner; the
+critic is checkpointed every few ratings (at most every 30 s) and on shutdown, and a resumed
+session retrains on the ratings its checkpoint had not learned.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
-
-from .candidates import CandidateQueue
-from .critic import CheckpointError
-from .devices import run_in_background
-from .learner import PRESETS, Learner
+from .learner import PRESETS
 from .library import SampleBank
 from .loop import DEFAULT_BPM, TRACKS, Constraints, Loop, LoopBatch
 from .render import DEFAULT_NOTES, DEFAULT_VELOCITY, Renderer, write_wav
-from .sampler import Sampler
 from .session import Session
+from .worker import LearnerProcess, WorkerError
 
 log = logging.getLogger("deepdrummer_live.engine")
 NEXT_TIMEOUT = 2.0  # seconds a request for a loop may wait before it is answered "busy"
-BAR_MARGIN = 0.05  # training slices end this long before a bar line
+CHECKPOINT_MIN_S = 30.0  # between two checkpoints: each write competes with rating commits
 
 
 class EngineBusy(Exception):
@@ -70,8 +65,11 @@ class Engine:
     tracks = TRACKS
 
     def __init__(self, session: Session, bank: SampleBank, preset: str = "default",
-                 device: str | torch.device | None = None, seed: int = 0,
+                 device: str | None = None, seed: int = 0,
                  queue_depth: int = 4, checkpoint_every: int = 5) -> None:
+        """Starts the learner process at once (it resumes the session's ratings). As with any
+        `multiprocessing` child, a script that builds an Engine needs `if __name__ ==
+        "__main__":`."""
         if preset not in PRESETS:
             raise ValueError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
         self.session = session
@@ -79,72 +77,80 @@ class Engine:
         self.preset = PRESETS[preset]
         self.checkpoint_every = checkpoint_every
         self.bpm = DEFAULT_BPM
-        share_cores()
-        self.learner = Learner(bank, self.preset, device=device, seed=seed)
-        self.device = str(self.learner.device)
-        self._resume()
-        generator = torch.Generator().manual_seed(seed + 1)
-        self.sampler = Sampler(bank, self.learner.scorer(), self.preset, generator=generator)
-        self.queue = CandidateQueue(self.learner, self.sampler, depth=queue_depth)
-        self.queue.remember(r.loop for r in self.session.ratings())  # never offered twice
+        self._learner_options = {"device": device, "seed": seed, "queue_depth": queue_depth}
         self.constraints = Constraints()
+        self._lock = threading.RLock()
+        self._closed = False
+        ratings = session.ratings()
+        self.learner = self._start_learner(ratings)
+        self.device = self.learner.device
+        self._checkpointed = len(ratings)
+        self._checkpoint_time = time.monotonic()
         self.notes_of = _note_mapper(bank)
         self._handed: dict[str, HandedLoop] = {}
         self._current: HandedLoop | None = None
-        self._lock = threading.RLock()
-        self._transport: tuple[float, int, float] | None = None  # (when, bar, bpm)
         self._playing_listeners: list[Callable[[HandedLoop, int], None]] = []
         self._renderer: Renderer | None = None
-        self._closed = False
 
     # -- life cycle ----------------------------------------------------------------------
-    def _resume(self) -> None:
-        """Load the last checkpoint, then owe training for every rating it had not seen."""
-        trained_seq = 0
-        if self.session.checkpoint_path.exists():
+    def _start_learner(self, ratings: list) -> LearnerProcess:
+        """A learner process that resumes the checkpoint and these stored ratings."""
+        learner = LearnerProcess(self.bank, self.preset, **self._learner_options,
+                                 checkpoint=self.session.checkpoint_path,
+                                 ratings=[(r.loop, r.liked, r.seq) for r in ratings],
+                                 on_lost=self._revive_learner)
+        learner.start()
+        for warning in learner.warnings:
+            log.warning("%s", warning)
+        return learner
+
+    def _revive_learner(self) -> None:
+        """The learner process died (out of memory, a driver crash…): start a new one from the
+        session in the background. Ratings keep being stored meanwhile; none is lost to it."""
+        def revive() -> None:
+            ratings = self.session.ratings()
             try:
-                extra = self.learner.load(self.session.checkpoint_path)
-                trained_seq = int(extra.get("rating_seq", 0))
-            except CheckpointError as exc:
-                log.warning("%s; retraining the critic from every stored rating", exc)
-        skipped = 0
-        for rating in self.session.ratings():
-            try:
-                self.learner.add_rating(rating.loop, rating.liked,
-                                        train=rating.seq > trained_seq)
-            except KeyError:  # a sample that is no longer in the library
-                skipped += 1
-        if skipped:
-            log.warning("%d stored ratings use samples missing from %s; they are kept in the "
-                        "session but not used for training", skipped, self.bank.root)
-        self._checkpointed = self.session.counts()[0]
+                learner = self._start_learner(ratings)
+            except Exception as exc:
+                log.error("could not restart the learner (%s); ratings are still stored", exc)
+                return
+            with self._lock:
+                if self._closed:
+                    learner.close()
+                    return
+                after = ratings[-1].seq if ratings else 0
+                for rating in self.session.ratings(after_seq=after):  # stored while starting
+                    learner.add_rating(rating.loop, rating.liked, seq=rating.seq)
+                learner.set_constraints(self.constraints)
+                self.learner = learner
+            log.warning("the learner process was restarted")
+
+        log.error("the learner process stopped; restarting it from the session")
+        threading.Thread(target=revive, name="revive-learner", daemon=True).start()
 
     def start(self) -> Engine:
-        self.learner.start(deadline=self.training_deadline)
-        self.queue.start()
+        """The learner process already trains and searches; kept so callers read alike."""
         return self
 
     def close(self) -> None:
-        """Stop the threads, save the critic, close the store. Safe to call twice."""
+        """Stop the learner process (it saves the critic) and close the store. Safe twice."""
         if self._closed:
             return
-        self._closed = True
-        self.queue.close()
-        self.learner.stop()
-        self.checkpoint()
+        with self._lock:
+            self._closed = True
+        self.learner.close(checkpoint=self.session.checkpoint_path)
         self.session.close()
 
-    def checkpoint(self) -> None:
-        """Save the critic with the id of the last rating it has seen (atomic rename)."""
-        ratings = self.session.ratings()
-        seq = ratings[-1].seq if ratings else 0
-        self.learner.save(self.session.checkpoint_path, {"rating_seq": seq})
-        self._checkpointed = len(ratings)
+    def checkpoint(self, wait: bool = True) -> None:
+        """Save the critic with the id of the last rating it has learned (atomic rename)."""
+        self._checkpointed = self.session.counts()[0]
+        self._checkpoint_time = time.monotonic()
+        self.learner.save(self.session.checkpoint_path, wait=wait)
 
     # -- loops ---------------------------------------------------------------------------
     def next_loop(self, timeout: float = NEXT_TIMEOUT) -> HandedLoop:
         """The best ready loop from the current critic (answered at once when the queue is warm)."""
-        candidate = self.queue.get(timeout=timeout)
+        candidate = self.learner.get(timeout=timeout)
         if candidate is None:
             raise EngineBusy(f"no loop ready within {timeout:g} s; try again")
         loop = candidate.loop.with_bpm(self.bpm)
@@ -179,22 +185,20 @@ class Engine:
     def rate(self, loop_id: str, liked: bool, source: str = "") -> tuple[int, int]:
         """Store the rating durably, then let the critic learn from it. Returns (n, likes)."""
         loop = self.handed_loop(loop_id).loop  # raises UnknownLoop
-        counts = self.session.rate(loop_id, liked, source)  # raises AlreadyRated
-        try:
-            self.learner.add_rating(loop, liked)
-        except KeyError:
-            log.warning("loop %s uses samples missing from the library: stored, not learned",
-                        loop_id)
-        if counts[0] - self._checkpointed >= self.checkpoint_every:
-            threading.Thread(target=self._checkpoint_quietly, daemon=True).start()
+        with self._lock:  # stored and sent as one step, should the learner be restarting
+            counts = self.session.rate(loop_id, liked, source)  # raises AlreadyRated
+            try:
+                self.learner.add_rating(loop, liked, seq=self.session.seq_of(loop_id))
+            except KeyError:
+                log.warning("loop %s uses samples missing from the library: stored, not "
+                            "learned", loop_id)
+            except WorkerError:
+                log.warning("loop %s: rating stored; the learner is restarting and will "
+                            "learn it from the session", loop_id)
+        if (counts[0] - self._checkpointed >= self.checkpoint_every
+                and time.monotonic() - self._checkpoint_time >= CHECKPOINT_MIN_S):
+            self.checkpoint(wait=False)  # the learner process saves it in the background
         return counts
-
-    def _checkpoint_quietly(self) -> None:
-        run_in_background()  # saving must not delay the next reply
-        try:
-            self.checkpoint()
-        except Exception:
-            log.exception("checkpoint failed; ratings are safe in the session store")
 
     def render(self, loop_id: str) -> Path:
         """The loop in listening form as a WAV in the session folder."""
@@ -223,33 +227,19 @@ class Engine:
             reference = self._current.loop if self._current else c.reference
             self.constraints = Constraints(tuple(locked_grid), tuple(locked_sample), reference,
                                            c.four_on_the_floor)
-            self.queue.set_constraints(self.constraints)
+            self.learner.set_constraints(self.constraints)
 
     def set_four_on_the_floor(self, on: bool) -> None:
         with self._lock:
             c = self.constraints
             self.constraints = Constraints(c.locked_grid, c.locked_sample, c.reference, on)
-            self.queue.set_constraints(self.constraints)
+            self.learner.set_constraints(self.constraints)
 
     def set_transport(self, bar: int, bpm: float | None = None) -> None:
         """The host says a bar line is now: training slices will end before the next one."""
         if bpm:
             self.bpm = float(bpm)
-        self._transport = (time.monotonic(), bar, self.bpm)
-
-    def training_deadline(self) -> float | None:
-        """When the current training slice must end: just before the next bar line, if a host
-        has told us where they are recently; None lets the learner use its own slice length."""
-        transport = self._transport
-        if transport is None:
-            return None
-        when, _, bpm = transport
-        bar_seconds = 240.0 / bpm
-        now = time.monotonic()
-        if now - when > 8 * bar_seconds:  # the host went quiet: stop guessing
-            return None
-        bars_ahead = int((now - when + BAR_MARGIN) // bar_seconds) + 1
-        return when + bars_ahead * bar_seconds - BAR_MARGIN
+        self.learner.set_transport((time.monotonic(), bar, self.bpm))
 
     # -- events for players --------------------------------------------------------------
     def on_playing(self, listener: Callable[[HandedLoop, int], None]) -> None:
@@ -267,15 +257,8 @@ class Engine:
 
     def status(self) -> EngineStatus:
         n, likes = self.session.counts()
-        return EngineStatus(n, likes, self.queue.depth, bool(self.learner.training),
+        return EngineStatus(n, likes, self.learner.depth, bool(self.learner.training),
                             int(self.learner.version), self.device)
-
-
-def share_cores() -> None:
-    """Training and the candidate producer run side by side: give each its share of the
-    cores. torch's default (every core per op, in each thread) oversubscribes the machine,
-    and tiny ops then wait on spinning threads (measured 70× slower on 2 cores)."""
-    torch.set_num_threads(max(1, (os.cpu_count() or 2) // 2))
 
 
 def _note_mapper(bank: SampleBank) -> Callable[[Loop], tuple[int, ...]]:

@@ -153,6 +153,11 @@ class Learner:
                     self._inputs.extend(features)
 
     @property
+    def learned(self) -> int:
+        """Ratings whose training is complete (the rest are still owed)."""
+        return self._trained_on
+
+    @property
     def owed(self) -> int:
         return self._owed
 

@@ -74,12 +74,20 @@ class Session:
 
     def add_loop(self, loop: Loop, score: float | None = None,
                  critic_version: int | None = None) -> str:
-        """Remember a loop handed out, so a rating for it is accepted even after a restart."""
+        """Remember a loop handed out, so a rating for it is accepted even after a restart.
+
+        Written without waiting for the disk (a loop is not a rating): it survives the engine
+        being killed, and the next rating's synced commit makes it durable with that rating.
+        This keeps an fsync off every `/dd/next` reply."""
         loop_id = loop.loop_id
         with self._lock:
-            self._db.execute(
-                "INSERT OR IGNORE INTO loops VALUES (?, ?, ?, ?, ?)",
-                (loop_id, loop.to_json(), score, critic_version, time.time()))
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            try:
+                self._db.execute(
+                    "INSERT OR IGNORE INTO loops VALUES (?, ?, ?, ?, ?)",
+                    (loop_id, loop.to_json(), score, critic_version, time.time()))
+            finally:
+                self._db.execute("PRAGMA synchronous=FULL")
         return loop_id
 
     def loop(self, loop_id: str) -> Loop:
@@ -114,6 +122,15 @@ class Session:
                 self._db.execute("ROLLBACK")
                 raise
             return self._counts()
+
+    def seq_of(self, loop_id: str) -> int:
+        """The rating's place in the session (ratings are numbered in the order given)."""
+        with self._lock:
+            row = self._db.execute("SELECT seq FROM ratings WHERE loop_id = ?",
+                                   (loop_id,)).fetchone()
+        if row is None:
+            raise UnknownLoop(loop_id)
+        return int(row[0])
 
     def counts(self) -> tuple[int, int]:
         with self._lock:

@@ -59,7 +59,7 @@ def kit_bank(cache: Path) -> SampleBank:
 @pytest.fixture(scope="module")
 def one_torch_thread():
     """Tiny tensors: torch's thread pool only adds waiting on a busy 2-core machine (the
-    engine does the same, see `engine.share_cores`). Restored after the module."""
+    engine does the same, see `devices.share_cores`). Restored after the module."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     yield

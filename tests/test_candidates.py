@@ -123,12 +123,12 @@ def test_constraints_apply_to_every_loop_after_they_are_set():
         got = [queue.get(timeout=0)]
         got += [queue.get(timeout=WAIT) for _ in range(12)]
         assert None not in got
-        assert all(obeys([c.loop for c in got], constraints, queue.sampler))
+        assert all(obeys([c.loop for c in got], constraints, queue.sampler.bank))
         assert all(c.loop.grid[2] == reference.grid[2] for c in got)
         queue.set_constraints(None)  # lifted: the sparse critic empties the kick again
         assert queue.wait_ready(WAIT)
         free = [queue.get(timeout=WAIT) for _ in range(8)]
-        assert not all(obeys([c.loop for c in free], constraints, queue.sampler))
+        assert not all(obeys([c.loop for c in free], constraints, queue.sampler.bank))
     finally:
         queue.close()
 

@@ -17,13 +17,15 @@ from .conftest import RATE
 
 def align(recorded: np.ndarray, expected: np.ndarray) -> int:
     """Offset of `expected` in `recorded`: the first sound of each lines them up (a loop is
-    periodic, so a cross-correlation peaks at every bar alike); checked by cross-correlation
-    over a window of one bar around it."""
+    periodic, so a cross-correlation peaks at every bar alike); checked by normalised
+    cross-correlation around it (a raw one can peak wherever the recording is loudest)."""
     heard, sound = int(np.argmax(recorded != 0)), int(np.argmax(expected != 0))
-    window = expected[sound:sound + 4096]
+    window = expected[sound:sound + 4096].astype(np.float64)
     lo = max(0, heard - len(window))
-    corr = np.correlate(recorded[lo:heard + 2 * len(window)], window, mode="valid")
-    assert lo + int(np.argmax(corr)) == heard, "the recording does not start like the loop"
+    around = recorded[lo:heard + 2 * len(window)].astype(np.float64)
+    corr = np.correlate(around, window, mode="valid")
+    norms = np.sqrt(np.convolve(around ** 2, np.ones(len(window)), mode="valid")) + 1e-12
+    assert lo + int(np.argmax(corr / norms)) == heard, "the recording does not start like the loop"
     return heard - sound
 
 
