@@ -73,8 +73,9 @@ class Preset:
 PRESETS: dict[str, Preset] = {
     # Tuned with the proxy users (docs/results.md): 8 minibatches per rating, 16 chains of
     # 16 steps, threshold budget 200 learned as much as more work did, 6–11× faster.
-    "default": Preset("default", batches_per_rating=8, chains=16, mh_steps=16,
-                      threshold_budget=200),
+    # The critic also sees where the hits fall (critic.StepEnvelope, 8 bands).
+    "default": Preset("default", critic=CriticConfig(step_bands=8), batches_per_rating=8,
+                      chains=16, mh_steps=16, threshold_budget=200),
     # The original: 44.1 kHz features, 40 minibatches of 16 per rating, Adam 5.7e-5.
     "paper": Preset("paper", critic=CriticConfig.paper(), lr=5.7e-5, weight_decay=5.9e-6,
                     batches_per_rating=40, batch_size=16, augment=False, temperature=1.0,

@@ -298,6 +298,10 @@ class LearnerProcess:
                 self._cond.notify_all()
 
     @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process is not None else None
+
+    @property
     def gone(self) -> bool:
         return self._gone
 
