@@ -83,8 +83,6 @@ def main() -> None:
     print(json.dumps({"ratings": args.ratings, "samples": len(bank),
                       "engine_process_peak_rss_mb_after_start": round(after_start),
                       "engine_process_peak_rss_mb": round(peak_mb()),
-                      "learner_process_peak_rss_mb": round(
-                          resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024),
                       "both_peak_rss_mb": round(watcher.peak["rss"]),
                       "both_peak_pss_mb": round(watcher.peak["pss"]),
                       "seconds": round(time.perf_counter() - start)}))
