@@ -68,7 +68,7 @@ def main() -> None:
     bank = load_bank(args.samples)
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as folder:
-        engine = Engine(Session(Path(folder)), bank).start()
+        engine = Engine(Session(Path(folder)), bank)
         after_start = peak_mb()
         watcher = PeakWatcher([os.getpid(), engine.learner.pid])
         watcher.start()

@@ -59,8 +59,8 @@ class EngineStatus:
 
 
 class Engine:
-    """DeepDrummer behind one object. `start()` it, `close()` it; everything else is safe
-    to call from any thread."""
+    """DeepDrummer behind one object, running from construction until `close()`; everything
+    else is safe to call from any thread."""
 
     tracks = TRACKS
 
@@ -127,10 +127,6 @@ class Engine:
 
         log.error("the learner process stopped; restarting it from the session")
         threading.Thread(target=revive, name="revive-learner", daemon=True).start()
-
-    def start(self) -> Engine:
-        """The learner process already trains and searches; kept so callers read alike."""
-        return self
 
     def close(self) -> None:
         """Stop the learner process (it saves the critic) and close the store. Safe twice."""

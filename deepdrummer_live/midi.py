@@ -37,6 +37,8 @@ from typing import Any
 
 import rtmidi
 
+from .child import ChildStartError, spawn
+
 log = logging.getLogger("deepdrummer_live.midi")
 
 # as in render.py; repeated so that the scheduler process never imports torch
@@ -584,21 +586,12 @@ class IsolatedMidiPlayer:
         self._thread: threading.Thread | None = None
 
     def start(self, timeout: float = 30.0) -> IsolatedMidiPlayer:
-        import multiprocessing
-
-        context = multiprocessing.get_context("spawn")  # no fork of a process running torch
-        self._conn, child = context.Pipe()
-        self._process = context.Process(target=_scheduler_main, args=(child, self.spec),
-                                        name="deepdrummer-midi", daemon=True)
-        self._process.start()
-        child.close()
-        if not self._conn.poll(timeout):
-            self._process.kill()
-            raise MidiError("the MIDI scheduler process did not start")
-        kind, value = self._conn.recv()
-        if kind == "error":
-            self._process.join(5)
-            raise MidiError(value)
+        try:
+            self._process, self._conn, (_, value) = spawn(
+                _scheduler_main, self.spec, "deepdrummer-midi", "the MIDI scheduler process",
+                timeout)
+        except ChildStartError as exc:
+            raise MidiError(str(exc)) from None
         self.started_at = value
         follow = self.spec["clock_in"] is not None
         self._thread = threading.Thread(target=self._follow if follow else self._feed,

@@ -16,7 +16,6 @@ is never taken after it.
 from __future__ import annotations
 
 import logging
-import multiprocessing
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -25,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from .candidates import CandidateQueue, loop_key, obeys
+from .child import ChildStartError, spawn
 from .learner import Learner, Preset
 from .library import SampleBank
 from .loop import Constraints, Loop
@@ -107,23 +107,13 @@ class LearnerProcess:
     # -- life cycle ----------------------------------------------------------------------
     def start(self, timeout: float = START_TIMEOUT) -> LearnerProcess:
         """Spawn the child and wait until it has resumed the ratings and built its critic."""
-        context = multiprocessing.get_context("spawn")  # no fork of a process running torch
-        self._conn, child = context.Pipe()
-        self._process = context.Process(target=_worker_main, args=(child, self.spec),
-                                        name="deepdrummer-learner", daemon=True)
-        self._process.start()
-        child.close()
-        self.spec = {}  # the bank and ratings now live in the child
-        if not self._conn.poll(timeout):
-            self._process.kill()
-            raise WorkerError("the learner process did not start in time")
         try:
-            message = self._conn.recv()
-        except EOFError:
-            raise WorkerError("the learner process died while starting") from None
-        if message[0] == "error":
-            self._process.join(5)
-            raise WorkerError(message[1])
+            self._process, self._conn, message = spawn(
+                _worker_main, self.spec, "deepdrummer-learner", "the learner process", timeout)
+        except ChildStartError as exc:
+            raise WorkerError(str(exc)) from None
+        finally:
+            self.spec = {}  # the bank and ratings now live in the child
         _, self.device, self.warnings, state = message
         self._state = WorkerState(*state)
         self._reader = threading.Thread(target=self._read, name="learner-news", daemon=True)
@@ -398,9 +388,13 @@ class _Worker:
         except (EOFError, OSError):  # the engine is gone (maybe killed): nothing to save
             pass
         finally:
-            self.stopping.set()
-            self.queue.close()
-            self.learner.stop()
+            self._halt()
+
+    def _halt(self) -> None:
+        """Stop publishing, searching and training (after the current minibatch). Idempotent."""
+        self.stopping.set()
+        self.queue.close()
+        self.learner.stop()
 
     def _obey(self, message: tuple) -> bool:
         kind = message[0]
@@ -422,9 +416,7 @@ class _Worker:
         elif kind in ("save", "stop"):
             _, request, path = message
             if kind == "stop":
-                self.stopping.set()
-                self.queue.close()
-                self.learner.stop()
+                self._halt()
             error = None
             if path:
                 try:

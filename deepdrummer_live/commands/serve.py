@@ -63,7 +63,7 @@ def open_engine(args: argparse.Namespace):
     verb = "resumed" if resumed else "new"
     print(f"session {session.name} ({verb}): {n} ratings, {likes} liked — {folder}")
     print(f"{len(bank)} samples from {bank.root}; critic on {engine.device}")
-    return engine.start()
+    return engine
 
 
 def wait_for_shutdown() -> threading.Event:

@@ -74,7 +74,7 @@ def engine(tmp_path_factory, bank):
     from deepdrummer_live.session import Session
 
     session = Session(tmp_path_factory.mktemp("live") / "session")
-    engine = Engine(session, bank, seed=3).start()
+    engine = Engine(session, bank, seed=3)
     yield engine
     engine.close()
 
