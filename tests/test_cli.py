@@ -174,3 +174,17 @@ def test_render_into_an_empty_library_folder(tmp_path: Path,
     line = _one_line_error(main(capsys, "render", "--seed", "1", "--samples", empty,
                                 "--out", tmp_path / "x.wav"))
     assert "no audio files" in line and not (tmp_path / "x.wav").exists()
+
+
+def test_serve_with_an_unknown_device_says_so_and_keeps_the_session(tmp_path: Path) -> None:
+    from deepdrummer_live.loop import Loop
+    from deepdrummer_live.session import Session
+
+    session = Session(tmp_path / "s")
+    loop = Loop(((True,) + (False,) * 15,), ("kick.wav",))
+    session.rate(session.add_loop(loop), True)
+    session.close()
+    result = cli("serve", "--session", tmp_path / "s", "--device", "nope", "--osc-port", "0")
+    line = _one_line_error(result)
+    assert "nope" in line and "--device" in line
+    assert Session(tmp_path / "s").counts() == (1, 1)  # the stored rating is untouched

@@ -45,6 +45,7 @@ def open_engine(args: argparse.Namespace):
     from ..engine import Engine
     from ..learner import PRESETS
     from ..session import Session
+    from ..worker import WorkerError
 
     if args.preset not in PRESETS:
         raise CliError(f"unknown preset {args.preset!r}; choose one of {', '.join(PRESETS)}")
@@ -57,7 +58,11 @@ def open_engine(args: argparse.Namespace):
         session = Session(folder)
     except Exception as exc:
         raise CliError(f"cannot open session {folder}: {exc}") from None
-    engine = Engine(session, bank, preset=args.preset, device=args.device, seed=args.seed)
+    try:
+        engine = Engine(session, bank, preset=args.preset, device=args.device, seed=args.seed)
+    except WorkerError as exc:  # e.g. an unknown --device; every stored rating is untouched
+        session.close()
+        raise CliError(f"{exc} (check --device: cpu, cuda or mps)") from None
     engine.bpm = args.bpm
     n, likes = session.counts()
     verb = "resumed" if resumed else "new"
