@@ -25,6 +25,10 @@ from deepdrummer_live.midi import (
 from .conftest import PERIOD, RATE, Receiver, Trainer
 
 TOLERANCE = PERIOD / RATE + 0.003  # one JACK period + 3 ms
+# Following a clock, a step can only answer a tick the player has seen: JACK hands the tick
+# to the player in one cycle and the notes go out in the next one at the earliest, or one
+# later when the player's reaction misses that cycle (or the dummy backend wakes late).
+FOLLOW_TOLERANCE = 2 * PERIOD / RATE + 0.003
 CH = 9  # GM drums, channel 10
 
 
@@ -187,10 +191,12 @@ def test_following_midi_clock_stays_on_the_grid_and_starts_on_a_bar(jack_module,
     n_expected = sum(1 for _, index in expected if index <= 16)
     played = notes[:n_expected]
     assert [m for m, _ in played] == [m for m, _ in expected[:n_expected]]
-    # each step's messages arrive with the tick that marks it (MIDI delivery: a JACK period)
-    for (_, when), (_, index) in zip(played, expected, strict=False):
-        lag = when - tick_times[index * 6]
-        assert -0.0005 <= lag <= TOLERANCE, (index, lag)
+    # each step's messages arrive right behind the tick that marks it
+    lags = [when - tick_times[index * 6]
+            for (_, when), (_, index) in zip(played, expected, strict=False)]
+    print(f"lag behind the tick: p50 {statistics.median(lags) * 1e3:.2f} ms, "
+          f"max {max(lags) * 1e3:.2f} ms (limit {FOLLOW_TOLERANCE * 1e3:.2f} ms)")
+    assert all(-0.0005 <= lag <= FOLLOW_TOLERANCE for lag in lags), lags
     # the stop switched every note off
     after_stop = [m for m, _ in received if m[0] & 0xF0 in (0x80, 0xB0)][-1]
     assert after_stop == (0xB0 | CH, ALL_NOTES_OFF, 0)
