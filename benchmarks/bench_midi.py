@@ -35,8 +35,8 @@ from deepdrummer_live.loop import Loop, random_loop  # noqa: E402
 from deepdrummer_live.midi import (  # noqa: E402
     IsolatedMidiPlayer,
     MidiPlayer,
+    MidiRecorder,
     close_port,
-    open_input,
     open_output,
 )
 
@@ -88,33 +88,22 @@ def measure(handed: HandedLoop, bars: int, bpm: float, train: Learner | None,
         trainer.start()
         time.sleep(1.0)
     deck = Deck(OneLoop(handed)).start()
-    monitor = open_input(None, api="jack", client="DDBench", timing=True)  # DDBench:in
+    monitor = MidiRecorder(None, client="DDBench")  # DDBench:in
     out = None
     if isolated:
         player = IsolatedMidiPlayer(deck, "DDBench:in", "jack", bpm=bpm, record=True).start()
     else:
         out = open_output("DDBench:in", api="jack")
         player = MidiPlayer(deck, out, bpm=bpm, record=True).start()
-    received: list[tuple[tuple[int, ...], float]] = []
-    now = 0.0
-    end = time.monotonic() + bars * 240.0 / bpm
-    while True:
-        if end is not None and time.monotonic() > end:
-            player.close()  # then drain what is still on its way
-            end, drain = None, time.monotonic() + 0.3
-        if end is None and time.monotonic() > drain:
-            break
-        item = monitor.get_message()
-        if item is None:
-            time.sleep(0.0005)
-            continue
-        now += item[1]
-        received.append((tuple(item[0]), now))
+    time.sleep(bars * 240.0 / bpm)
+    player.close()
+    time.sleep(0.3)  # what is still on its way
+    monitor.close()
+    received = monitor.messages
     stop.set()
     if train is not None:
         trainer.join()
     deck.close()
-    close_port(monitor)
     if out is not None:
         close_port(out)
     ons = [t for m, t in received if m[0] & 0xF0 == 0x90]

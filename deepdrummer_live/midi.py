@@ -147,6 +147,44 @@ def close_port(midi: Any) -> None:
         midi.delete()
 
 
+class MidiRecorder:
+    """Records what arrives at a MIDI input as (message, time in s), for checking timing
+    (the live tests, `benchmarks/bench_midi.py`). Connected to `source`, or a virtual port
+    `client:in` when `source` is None. It polls instead of taking a callback, which keeps
+    Python out of JACK's process thread; RtMidi stamps each message with the time of the
+    cycle that delivered it."""
+
+    def __init__(self, source: str | None, client: str = "DDTest", api: str = "jack") -> None:
+        self.port = open_input(source, api=api, client=client, timing=True)
+        self.messages: list[tuple[tuple[int, ...], float]] = []
+        self._time = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            item = self.port.get_message()
+            if item is None:
+                time.sleep(0.0005)
+                continue
+            message, delta = item
+            self._time += delta
+            self.messages.append((tuple(message), self._time))
+
+    def wait_for(self, count: int, timeout: float) -> list[tuple[tuple[int, ...], float]]:
+        """What has arrived once `count` messages have, or when `timeout` s have passed."""
+        deadline = time.monotonic() + timeout
+        while len(self.messages) < count and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return list(self.messages)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
+        close_port(self.port)
+
+
 def realtime_thread(priority: int = RT_PRIORITY) -> bool:
     """Ask for SCHED_FIFO for the calling thread (Linux, with the right to): a busy machine then
     cannot delay the wake-up. The thread only sleeps and sends, so it cannot starve anything.

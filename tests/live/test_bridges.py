@@ -10,8 +10,7 @@ import pytest
 
 from deepdrummer_live.cli import CliError
 from deepdrummer_live.commands.play import start_bridges
-
-from .conftest import Receiver
+from deepdrummer_live.midi import MidiRecorder
 
 
 def _args(**overrides) -> argparse.Namespace:
@@ -25,7 +24,7 @@ def test_bridges_play_at_once_and_switch_on_a_bar_line(jack_server, engine):
     engine.on_playing(lambda handed, bar: heard.append((handed.loop_id, bar)))
     saved_bpm, engine.bpm = engine.bpm, 240.0
     bridges = start_bridges(engine, _args())
-    receiver = Receiver("DeepDrummer:out")
+    receiver = MidiRecorder("DeepDrummer:out")
     try:
         deadline = time.monotonic() + 5
         while not heard and time.monotonic() < deadline:

@@ -17,9 +17,7 @@ from deepdrummer_live.controller import (
     save_profile,
 )
 from deepdrummer_live.deck import Deck
-from deepdrummer_live.midi import close_port, open_input, open_output
-
-from .conftest import Receiver
+from deepdrummer_live.midi import MidiRecorder, close_port, open_input, open_output
 
 PROGRAMMER_MODE = (0xF0, 0x00, 0x20, 0x29, 0x02, 0x0C, 0x0E, 0x01, 0xF7)
 
@@ -46,7 +44,7 @@ def test_like_on_the_controller_stores_a_rating_and_lights_exactly(jack_server, 
     pad = open_output(api="jack", client="DDPad")
     midi_in = open_input("DDPad:out", api="jack", client="DeepDrummer-controller")
     leds_out = open_output(api="jack", client="DeepDrummer-leds")
-    leds = Receiver("DeepDrummer-leds:out")
+    leds = MidiRecorder("DeepDrummer-leds:out")
     controller = Controller(deck, LAUNCHPAD, midi_in, leds_out).start()
     n_before = engine.session.counts()[0]
     try:

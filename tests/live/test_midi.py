@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import statistics
-import threading
 import time
 
 import pytest
@@ -17,12 +16,12 @@ from deepdrummer_live.midi import (
     START,
     STOP,
     IsolatedMidiPlayer,
+    MidiRecorder,
     close_port,
-    open_input,
     open_output,
 )
 
-from .conftest import PERIOD, RATE, Receiver, Trainer
+from .conftest import PERIOD, RATE, Trainer
 
 TOLERANCE = PERIOD / RATE + 0.003  # one JACK period + 3 ms
 # Following a clock, a step can only answer a tick the player has seen: JACK hands the tick
@@ -71,7 +70,7 @@ def play_four_bars(engine, trainer, bpm: float) -> tuple[list, list, IsolatedMid
     """Four bars of the engine's next loop, played while the critic trains, as received by an
     independent JACK input; returns (received, expected, player)."""
     deck = Deck(engine, source="test").start()
-    receiver = Receiver(None)  # a virtual input DDTest:in, which the player connects to
+    receiver = MidiRecorder(None)  # a virtual input DDTest:in, which the player connects to
     player = IsolatedMidiPlayer(deck, port="DDTest:in", api="jack", bpm=bpm, record=True)
     expected = expected_messages(deck.pending, bars=4)
     try:
@@ -144,28 +143,13 @@ def _connect(jack, *pairs: tuple[str, str]):
 @pytest.mark.parametrize("bpm", [90.0, 120.0, 174.0])
 def test_following_midi_clock_stays_on_the_grid_and_starts_on_a_bar(jack_module, deck, bpm):
     master = ClockMaster()
-    monitor = open_input(None, api="jack", client="DDTest", timing=True)  # one timeline for both
+    monitor = MidiRecorder(None)  # DDTest:in: one timeline for the clock and the notes
     # the player's own process opens DeepDrummer:out and follows DDClock:out
     player = IsolatedMidiPlayer(deck, api="jack", bpm=60.0, clock_in="DDClock:out").start()
     connections = _connect(jack_module, ("DDClock:out", "DDTest:in"),
                            ("DeepDrummer:out", "DDTest:in"))
     handed = deck.pending
     ticks = 96 + 1  # a bar and the downbeat of the next
-    received: list[tuple[tuple[int, ...], float]] = []
-    poller_stop = threading.Event()
-
-    def poll() -> None:
-        now = 0.0
-        while not poller_stop.is_set():
-            item = monitor.get_message()
-            if item is None:
-                time.sleep(0.0005)
-                continue
-            now += item[1]
-            received.append((tuple(item[0]), now))
-
-    poller = threading.Thread(target=poll, daemon=True)
-    poller.start()
     try:
         time.sleep(0.3)
         master.send([START])
@@ -175,12 +159,11 @@ def test_following_midi_clock_stays_on_the_grid_and_starts_on_a_bar(jack_module,
         clock_bpm = player.clock_bpm
     finally:
         player.close()
-        poller_stop.set()
-        poller.join()
+        monitor.close()
         connections.deactivate()
         connections.close()
         master.close()
-        close_port(monitor)
+    received = monitor.messages
 
     tick_times = [t for m, t in received if m == (CLOCK,)]
     assert len(tick_times) == ticks
@@ -205,7 +188,7 @@ def test_following_midi_clock_stays_on_the_grid_and_starts_on_a_bar(jack_module,
 
 def test_song_position_and_continue_resume_mid_loop(jack_module, deck):
     master = ClockMaster()
-    monitor = Receiver(None)  # DDTest:in, which the player connects to
+    monitor = MidiRecorder(None)  # DDTest:in, which the player connects to
     player = IsolatedMidiPlayer(deck, port="DDTest:in", api="jack", clock_in="").start()
     connections = _connect(jack_module, ("DDClock:out", "DeepDrummer-in:in"))  # virtual input
     handed = deck.pending
