@@ -60,7 +60,50 @@ def obeys(loops: list[Loop], constraints: Constraints | None, bank: SampleBank) 
     return same.tolist()
 
 
-class CandidateQueue:
+class ReadyCandidates:
+    """Ready candidates behind a condition, handed out best first, each loop once. Shared by
+    the queue that samples them and by the engine's mirror of the learner process's queue;
+    each says what handing one out means (`_hand_out`) and when no more will come
+    (`_stopped`)."""
+
+    _cond: threading.Condition
+    _ready: list[Candidate]
+
+    def _hand_out(self, candidate: Candidate) -> bool:
+        """Record `candidate` as handed out; False if its loop was handed out already."""
+        raise NotImplementedError
+
+    def _stopped(self) -> bool:
+        raise NotImplementedError
+
+    @property
+    def depth(self) -> int:
+        """How many candidates are ready now."""
+        with self._cond:
+            return len(self._ready)
+
+    def ready(self) -> list[Candidate]:
+        """A copy of the ready candidates, in the order `get` would hand them out."""
+        with self._cond:
+            return list(self._ready)
+
+    def get(self, timeout: float | None = 2.0) -> Candidate | None:
+        """Pop the best ready candidate; wait up to `timeout` s if none is ready (None: wait
+        for ever). Returns None on timeout or once stopped."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._cond:
+            while True:
+                while self._ready:
+                    candidate = self._ready.pop(0)
+                    if self._hand_out(candidate):
+                        return candidate
+                left = None if deadline is None else deadline - time.monotonic()
+                if self._stopped() or (left is not None and left <= 0):
+                    return None
+                self._cond.wait(left)
+
+
+class CandidateQueue(ReadyCandidates):
     """Keeps `depth` candidates from the learner's current critic ready (see module doc)."""
 
     def __init__(self, learner: CriticSource, sampler: Sampler, depth: int = 4,
@@ -104,41 +147,20 @@ class CandidateQueue:
 
     # -- consumers -----------------------------------------------------------------------
     @property
-    def depth(self) -> int:
-        """How many candidates are ready now."""
-        with self._cond:
-            return len(self._ready)
-
-    def ready(self) -> list[Candidate]:
-        """A copy of the ready candidates, in the order `get` would hand them out."""
-        with self._cond:
-            return list(self._ready)
-
-    @property
     def constraints(self) -> Constraints | None:
         return self._constraints
 
-    def get(self, timeout: float | None = 2.0) -> Candidate | None:
-        """Pop the best candidate of the newest critic; wait up to `timeout` s if none is ready
-        (None: wait for ever). Returns None on timeout or once closed."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        with self._cond:
-            while True:
-                while self._ready:
-                    candidate = self._ready.pop(0)
-                    key = loop_key(candidate.loop)
-                    self._provisional.discard(key)
-                    if key in self._handed_set:  # produced before a twin was handed out
-                        continue
-                    self._remember(key)
-                    self._cond.notify_all()
-                    return candidate
-                if self._closed:
-                    return None
-                left = None if deadline is None else deadline - time.monotonic()
-                if left is not None and left <= 0:
-                    return None
-                self._cond.wait(left)
+    def _hand_out(self, candidate: Candidate) -> bool:
+        key = loop_key(candidate.loop)
+        self._provisional.discard(key)
+        if key in self._handed_set:  # produced before a twin was handed out
+            return False
+        self._remember(key)
+        self._cond.notify_all()
+        return True
+
+    def _stopped(self) -> bool:
+        return self._closed
 
     def wait_ready(self, timeout: float | None = None) -> bool:
         """Wait until the queue is full of candidates from the learner's current critic."""

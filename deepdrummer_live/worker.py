@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .candidates import CandidateQueue, loop_key, obeys
+from .candidates import CandidateQueue, ReadyCandidates, loop_key, obeys
 from .child import ChildStartError, spawn
 from .learner import Learner, Preset
 from .library import SampleBank
@@ -66,7 +66,7 @@ class WorkerState:
     learned: int = 0  # ratings whose training is complete
 
 
-class LearnerProcess:
+class LearnerProcess(ReadyCandidates):
     """The learner and its candidate queue, running in a child process (see module doc).
 
     Offers what the engine needs of both: `add_rating`, `get`, `set_constraints`, `remember`,
@@ -190,31 +190,16 @@ class LearnerProcess:
         self._notify("transport", transport)
 
     # -- candidates ----------------------------------------------------------------------
-    @property
-    def depth(self) -> int:
-        with self._cond:
-            return len(self._ready)
+    def _hand_out(self, candidate: Candidate) -> bool:
+        key = loop_key(candidate.loop)
+        if key in self._handed:
+            return False
+        self._handed.add(key)
+        self._notify("handed", candidate.loop)
+        return True
 
-    def ready(self) -> list[Candidate]:
-        with self._cond:
-            return list(self._ready)
-
-    def get(self, timeout: float | None = 2.0) -> Candidate | None:
-        """Pop the best ready candidate, waiting up to `timeout` s (None if none came)."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        with self._cond:
-            while True:
-                while self._ready:
-                    candidate = self._ready.pop(0)
-                    key = loop_key(candidate.loop)
-                    if key not in self._handed:
-                        self._handed.add(key)
-                        self._notify("handed", candidate.loop)
-                        return candidate
-                left = None if deadline is None else deadline - time.monotonic()
-                if self._gone or (left is not None and left <= 0):
-                    return None
-                self._cond.wait(left)
+    def _stopped(self) -> bool:
+        return self._gone
 
     def set_constraints(self, constraints: Constraints | None) -> None:
         """From now on only loops obeying `constraints` are handed out; the child repairs

@@ -79,13 +79,18 @@ def wait_for_shutdown() -> threading.Event:
     return stop
 
 
+def warn_if_public(host: str, who: str) -> None:
+    """Listening beyond loopback was asked for explicitly; say so, loudly, once."""
+    if host not in LOOPBACK:
+        logging.getLogger("deepdrummer_live").warning(
+            "listening on %s: anyone on that network can %s", host, who)
+        print(f"WARNING: listening on {host}, not only on this computer (127.0.0.1)")
+
+
 def run(args: argparse.Namespace) -> int:
     from ..osc import OscServer
 
-    if args.host not in LOOPBACK:
-        logging.getLogger("deepdrummer_live").warning(
-            "listening on %s: anyone on that network can send ratings to this engine", args.host)
-        print(f"WARNING: listening on {args.host}, not only on this computer (127.0.0.1)")
+    warn_if_public(args.host, "send ratings to this engine")
     stop = wait_for_shutdown()
     engine = open_engine(args)
     try:

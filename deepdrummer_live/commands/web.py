@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import argparse
-import logging
 
 from ..cli import CliError, preset_overrides
 from .serve import (
-    LOOPBACK,
     add_engine_arguments,
     open_engine,
     session_folder,
     wait_for_shutdown,
+    warn_if_public,
 )
 
 
@@ -36,10 +35,7 @@ def even_int(text: str) -> int:
 def run(args: argparse.Namespace) -> int:
     from ..web import WebServer, create_app
 
-    if args.host not in LOOPBACK:
-        logging.getLogger("deepdrummer_live").warning(
-            "web interface on %s: anyone on that network can rate loops", args.host)
-        print(f"WARNING: listening on {args.host}, not only on this computer (127.0.0.1)")
+    warn_if_public(args.host, "rate loops in this web interface")
     if args.set and not args.study:
         raise CliError("--set changes the preset of a study only (use it with --study)")
     try:
