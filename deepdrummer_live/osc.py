@@ -26,6 +26,7 @@ from .session import AlreadyRated, UnknownLoop
 
 API_VERSION = "1"
 MAX_DATAGRAM = 8192
+BUNDLE_HEADER = 16  # "#bundle\0" and the time tag
 RECEIVE_BUFFER = 4 * 1024 * 1024  # a 10,000-message burst fits (the default 208 KB does not)
 log = logging.getLogger("deepdrummer_live.osc")
 
@@ -112,15 +113,26 @@ def message(address: str, *args) -> bytes:
     return builder.build().dgram
 
 
-def loop_bundle(handed: HandedLoop, request_id: int) -> bytes:
-    """`/dd/loop` then one `/dd/loop/track` per track, in one bundle (well under 8 KB)."""
+def loop_bundles(handed: HandedLoop, request_id: int) -> list[bytes]:
+    """`/dd/loop` then one `/dd/loop/track` per track, in one bundle: about 1 KB with usual
+    sample paths. Paths long enough to push it past MAX_DATAGRAM (deep folders) split it into
+    several bundles, in order, each under the limit, since some hosts drop larger UDP
+    datagrams."""
     loop = handed.loop
     parts = [message("/dd/loop", request_id, handed.loop_id, float(handed.score),
                      float(loop.bpm), loop.steps, loop.tracks)]
     for track, row in enumerate(handed.velocities):
         parts.append(message("/dd/loop/track", handed.loop_id, track, handed.notes[track],
                              handed.sample_paths[track], *row))
-    return bundle(parts)
+    groups: list[list[bytes]] = [[]]
+    size = BUNDLE_HEADER
+    for part in parts:
+        if groups[-1] and size + 4 + len(part) >= MAX_DATAGRAM:
+            groups.append([])
+            size = BUNDLE_HEADER
+        groups[-1].append(part)
+        size += 4 + len(part)
+    return [bundle(group) for group in groups]
 
 
 def bundle(messages: list[bytes]) -> bytes:
@@ -297,14 +309,14 @@ class OscServer:
             handed = self.engine.next_loop()
         except EngineBusy as exc:
             raise OscRejected("busy", str(exc)) from None
-        return [loop_bundle(handed, args[0] if args else 0)]
+        return loop_bundles(handed, args[0] if args else 0)
 
     def _get(self, sender, args):
         try:
             handed = self.engine.handed_loop(args[0])
         except UnknownLoop:
             raise OscRejected("unknown_loop", f"no loop {args[0]!r} was handed out") from None
-        return [loop_bundle(handed, args[1] if len(args) > 1 else 0)]
+        return loop_bundles(handed, args[1] if len(args) > 1 else 0)
 
     def _rate(self, sender, args):
         loop_id, like = args
@@ -383,7 +395,7 @@ class OscServer:
         listeners = [c.reply_to for c in list(self.clients.values()) if c.loops]
         if not listeners:
             return
-        dgrams = [message("/dd/playing", handed.loop_id, bar), loop_bundle(handed, -1)]
+        dgrams = [message("/dd/playing", handed.loop_id, bar), *loop_bundles(handed, -1)]
         for target in listeners:
             for dgram in dgrams:
                 self._send(dgram, target)

@@ -222,3 +222,26 @@ def test_kill_minus_nine_loses_no_acknowledged_rating(tmp_path):
         out = again.stop()
     assert "every rating is saved" in out
     assert (tmp_path / "s" / "critic.pt").exists()
+
+
+@pytest.mark.parametrize("path_length", [40, 3000])
+def test_loop_replies_stay_under_8_kb_whatever_the_sample_paths(path_length):
+    from pythonosc.osc_packet import OscPacket
+
+    from deepdrummer_live.engine import HandedLoop
+    from deepdrummer_live.loop import Loop
+    from deepdrummer_live.osc import MAX_DATAGRAM, loop_bundles
+
+    grid = tuple(tuple((step + track) % 3 == 0 for step in range(16)) for track in range(4))
+    paths = tuple(f"/{'d' * path_length}/{track}.wav" for track in range(4))
+    loop = Loop(grid, ("a", "b", "c", "d"))
+    handed = HandedLoop(loop.loop_id, loop, 0.5, 3, (36, 38, 42, 46), paths)
+    dgrams = loop_bundles(handed, 7)
+    assert all(len(d) < MAX_DATAGRAM for d in dgrams)
+    assert len(dgrams) == (1 if path_length < 1000 else 2)
+    received = [(m.message.address, list(m.message.params))
+                for d in dgrams for m in OscPacket(d).messages]
+    assert received[0] == ("/dd/loop", [7, loop.loop_id, 0.5, 120.0, 16, 4])
+    assert [args[3] for _, args in received[1:]] == list(paths)
+    assert [args[4:] for _, args in received[1:]] == [
+        [100 if on else 0 for on in row] for row in grid]
