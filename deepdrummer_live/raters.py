@@ -19,6 +19,7 @@ callable `(audio: np.ndarray float32 1-D mono, sample_rate: int) -> bool` (True 
 from __future__ import annotations
 
 import importlib
+import inspect
 import os
 import sys
 from collections.abc import Callable
@@ -250,10 +251,21 @@ def load_rater(spec: str) -> tuple[str, Factory]:
     return spec, factory
 
 
-def make_rater(spec: str, factory: Factory, seed: int) -> RaterFn:
-    """FACTORY(seed), with a RaterError naming the rater if that fails."""
+def _takes_seed_keyword(factory: Factory) -> bool:
     try:
-        rater = factory(seed)
+        inspect.signature(factory).bind(seed=0)
+    except TypeError:
+        return False
+    except ValueError:  # no signature to read (some builtins): call it positionally
+        return False
+    return True
+
+
+def make_rater(spec: str, factory: Factory, seed: int) -> RaterFn:
+    """FACTORY(seed=seed) as the contract says, or FACTORY(seed) for a factory whose
+    parameter has another name; a RaterError naming the rater if that fails."""
+    try:
+        rater = factory(seed=seed) if _takes_seed_keyword(factory) else factory(seed)
     except Exception as exc:
         raise RaterError(f"rater {spec!r} failed to start for seed {seed}: "
                          f"{type(exc).__name__}: {exc}") from exc

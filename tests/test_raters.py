@@ -99,6 +99,21 @@ def test_load_rater_builtin_and_plugin(tmp_path, monkeypatch):
     assert raters.ask("my_taste:loud", rater, np.ones(100, np.float32), SR) is True
 
 
+@pytest.mark.parametrize("source", [
+    "def taste(*, seed):\n    return lambda audio, sr: seed == 5\n",  # keyword only
+    "def taste(s):\n    return lambda audio, sr: s == 5\n",  # another name
+    "class taste:\n    def __init__(self, seed):\n        self.seed = seed\n"
+    "    def __call__(self, audio, sr):\n        return self.seed == 5\n",
+])
+def test_factories_get_their_seed_however_they_name_it(tmp_path, monkeypatch, source):
+    (tmp_path / "their_taste.py").write_text(source)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    _, factory = raters.load_rater("their_taste:taste")
+    answers = [raters.ask("their_taste:taste", raters.make_rater("their_taste:taste", factory, s),
+                          np.ones(100, np.float32), SR) for s in (4, 5)]
+    assert answers == [False, True]
+
+
 @pytest.mark.parametrize("spec, words", [
     ("builtin:nope", "no built-in rater"), ("justaname", "MODULE:FACTORY"),
     ("no_such_module_xyz:f", "cannot import"), ("json:no_such_factory", "no callable"),
