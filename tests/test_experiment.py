@@ -2,6 +2,7 @@
 CLI with a plug-in rater, rater errors and the results.json contract."""
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -135,6 +136,8 @@ def test_cli_writes_results_and_figures(plugin, tmp_path, capsys):
     data = json.loads((out / "results.json").read_text())
     assert [set(u) >= {"theta_init", "theta_final", "delta", "seed"} for u in data["users"]]
     assert [u["seed"] for u in data["users"]] == [7, 8]
+    # one process per core by default (spawned workers get this process's sys.path)
+    assert data["jobs"] == min(os.cpu_count() or 1, 2)
     assert set(data["summary"]) >= {"mean_theta_init", "mean_theta_final", "mean_delta",
                                     "share_improved", "share_delta_ge_0_2"}
     assert data["preset"]["chains"] == 4 and data["overrides"]["chains"] == 4

@@ -64,6 +64,8 @@ def run(args: argparse.Namespace) -> int:
     if args.preset not in PRESETS:
         raise CliError(f"unknown preset {args.preset!r}; choose one of {', '.join(PRESETS)}")
     preset, overrides = preset_overrides(args.set or [], PRESETS[args.preset])
+    if args.jobs is None:  # users are independent: one process per core
+        args.jobs = min(os.cpu_count() or 1, args.users)
     if args.users < 1 or args.jobs < 1 or args.phase1 < 0 or args.phase2 < 1:
         raise CliError("--users and --jobs must be ≥ 1, --phase1 ≥ 0, --phase2 ≥ 1")
     bank = load_bank(args.samples)
@@ -169,7 +171,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--phase1", type=int, default=80, help="Phase I ratings (80)")
     parser.add_argument("--phase2", type=int, default=30,
                         help="Phase II loops per critic (30)")
-    parser.add_argument("--jobs", type=int, default=1, help="users run in parallel processes")
+    parser.add_argument("--jobs", type=int, default=None,
+                        help="users run in parallel processes (default: one per CPU core); "
+                             "the results do not depend on it")
     parser.add_argument("--out", required=True, help="folder for results.json and the report")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(handler=run)
