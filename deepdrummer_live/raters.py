@@ -254,9 +254,7 @@ def load_rater(spec: str) -> tuple[str, Factory]:
 def _takes_seed_keyword(factory: Factory) -> bool:
     try:
         inspect.signature(factory).bind(seed=0)
-    except TypeError:
-        return False
-    except ValueError:  # no signature to read (some builtins): call it positionally
+    except (TypeError, ValueError):  # no such keyword, or no signature to read (builtins)
         return False
     return True
 
