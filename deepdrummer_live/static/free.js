@@ -6,6 +6,10 @@
   let loop = null;      // the loop on screen
   let busy = false;     // a rating or a next is in flight: ignore further presses
   let state = null;     // last engine status
+  // Lock and four-on-the-floor changes reach the engine one at a time, in click order; while some
+  // are in flight the page shows what was clicked, not an older status.
+  let constraintRequests = Promise.resolve();
+  let constraintsPending = 0;
 
   function setButtons() {
     const canRate = !!loop && !loop.rated && !busy;
@@ -22,6 +26,11 @@
 
   function showStatus(s) {
     if (!s) return;
+    if (constraintsPending && state) {
+      s.locked_grid = state.locked_grid;
+      s.locked_sample = state.locked_sample;
+      s.four_on_the_floor = state.four_on_the_floor;
+    }
     state = s;
     $("st-session").textContent = s.session;
     $("st-ratings").textContent = s.n_ratings;
@@ -101,19 +110,38 @@
     await next();
   }
 
-  async function toggleLock(t, kind) {
+  function toggleLock(t, kind) {
+    // Each click builds on the previous click, not on the last status from the engine: two quick
+    // clicks would otherwise both start from the same state and the second would undo the first.
     if (!state) return;
-    const grid = kind === "grid" ? !state.locked_grid[t] : state.locked_grid[t];
-    const sample = kind === "sample" ? !state.locked_sample[t] : state.locked_sample[t];
-    try {
-      showStatus(await DD.api("POST", "/api/lock", { track: t, grid: grid, sample: sample }));
-    } catch (e) { DD.say(e.message, true); }
+    const grid = state.locked_grid.slice();
+    const sample = state.locked_sample.slice();
+    const changed = kind === "grid" ? grid : sample;
+    changed[t] = !changed[t];
+    state.locked_grid = grid;
+    state.locked_sample = sample;
+    sendConstraint("/api/lock", { track: t, grid: grid[t], sample: sample[t] });
   }
 
-  $("fotf").addEventListener("change", async function (event) {
-    try {
-      showStatus(await DD.api("POST", "/api/fotf", { on: event.target.checked }));
-    } catch (e) { DD.say(e.message, true); }
+  function sendConstraint(path, body) {
+    constraintsPending += 1;
+    showStatus(state);
+    constraintRequests = constraintRequests.then(async function () {
+      try {
+        const s = await DD.api("POST", path, body);
+        constraintsPending -= 1;
+        showStatus(s);
+      } catch (e) {
+        constraintsPending -= 1;
+        DD.say(e.message, true);
+      }
+    });
+  }
+
+  $("fotf").addEventListener("change", function (event) {
+    if (!state) return;
+    state.four_on_the_floor = event.target.checked;
+    sendConstraint("/api/fotf", { on: event.target.checked });
   });
   $("play").addEventListener("click", function () { player.toggle(); });
   $("like").addEventListener("click", function () { rate(true); });
@@ -135,5 +163,6 @@
   })();
 
   window.ddFree = { player: player, current: function () { return loop; },
-                    busy: function () { return busy; } };
+                    busy: function () { return busy; },
+                    pendingChanges: function () { return constraintsPending; } };
 })();

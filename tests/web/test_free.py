@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import urllib.request
 
 import pytest
@@ -149,11 +150,44 @@ def test_locking_a_track_keeps_it_in_the_following_loops(web, browser):
         loop = browser.execute_script("return ddFree.current()")
         assert loop["grid"][1] == reference["grid"][1]
         assert loop["samples"][1] == reference["samples"][1]
-    for label in ("lock track 2 pattern", "lock track 2 sound"):
-        browser.find_element(By.CSS_SELECTOR, f"button[aria-label='{label}']").click()
+    # Five clicks in one go, all made before the engine answers the first: each must count, in
+    # order (a slow machine showed the second click undoing the first).
+    browser.execute_script(
+        "for (const label of arguments[0])"
+        "  document.querySelector(`button[aria-label='${label}']`).click();",
+        ["lock track 2 pattern", "lock track 2 sound", "lock track 3 pattern",
+         "lock track 3 pattern", "lock track 3 pattern"])
+    wait_for(lambda: engine_locks(web) == ([False, False, True, False], [False] * 4),
+             what="the engine to hold only track 3's pattern")
     wait_for(lambda: browser.execute_script(
-        "return document.querySelectorAll('button[data-lock][aria-pressed=true]').length") == 0,
-        what="the locks to be released")
+        "return Array.from(document.querySelectorAll('button[data-lock][aria-pressed=true]'))"
+        ".map(b => b.getAttribute('aria-label'))") == ["lock track 3 pattern"],
+        what="the page to show only track 3's pattern locked")
+
+
+def test_four_on_the_floor_follows_quick_clicks(web, browser):
+    browser.get(web.url)
+    ready(browser)
+    before = engine_status(web)["four_on_the_floor"]
+    browser.execute_script("for (let i = 0; i < 3; i++) document.getElementById('fotf').click();")
+    wait_for(lambda: browser.execute_script("return ddFree.pendingChanges()") == 0,
+             what="the engine to answer the three clicks")
+    assert engine_status(web)["four_on_the_floor"] is not before
+    assert browser.find_element(By.ID, "fotf").is_selected() is not before
+    browser.find_element(By.ID, "fotf").click()  # as it was, for the tests that follow
+    wait_for(lambda: engine_status(web)["four_on_the_floor"] is before, what="the switch back")
+
+
+def engine_status(web: WebProcess) -> dict:
+    """The engine's status as `GET /api/status` gives it (not as the page shows it)."""
+    with urllib.request.urlopen(web.url + "api/status", timeout=10) as reply:
+        return json.load(reply)
+
+
+def engine_locks(web: WebProcess) -> tuple[list[bool], list[bool]]:
+    """The locks as the engine holds them."""
+    status = engine_status(web)
+    return status["locked_grid"], status["locked_sample"]
 
 
 def test_bad_requests_get_clear_errors(web):
