@@ -16,15 +16,20 @@ FIGURES = {"theta": "theta_kde.png", "delta": "delta_kde.png", "phase1": "phase1
 
 
 class ProgressBar:
-    """One self-overwriting line on stderr: users done, ratings done, time left."""
+    """One self-overwriting line on stderr: users done, ratings done, time left. Into a log file
+    or a pipe (no terminal) it writes a plain line every `log_every` seconds instead, so a log
+    is not thousands of redrawn lines."""
 
     def __init__(self, users: int, ratings_per_user: int, stream: TextIO | None = None,
-                 every: float = 0.5) -> None:
+                 every: float = 0.5, log_every: float = 30.0) -> None:
         self.users, self.per_user = users, ratings_per_user
         self.stream = stream if stream is not None else sys.stderr
-        self.every = every
+        isatty = getattr(self.stream, "isatty", None)
+        self.terminal = bool(isatty and isatty())
+        self.every = every if self.terminal else log_every
         self.started = time.monotonic()
         self._last = 0.0
+        self._last_line: tuple[int, int] | None = None
         self.users_done = 0
         self.ratings_done = 0
 
@@ -34,7 +39,11 @@ class ProgressBar:
         if not force and now - self._last < self.every:
             return
         self._last = now
-        self.stream.write("\r" + self.line(now) + "\033[K")
+        if self.terminal:
+            self.stream.write("\r" + self.line(now) + "\033[K")
+        elif self._last_line != (self.users_done, self.ratings_done):
+            self.stream.write(self.line(now) + "\n")
+        self._last_line = (self.users_done, self.ratings_done)
         self.stream.flush()
 
     def line(self, now: float | None = None) -> str:
@@ -52,7 +61,8 @@ class ProgressBar:
         """Draw the final state and end the line."""
         self.update(self.users_done if users_done is None else users_done,
                     self.ratings_done if ratings_done is None else ratings_done, force=True)
-        self.stream.write("\n")
+        if self.terminal:
+            self.stream.write("\n")
         self.stream.flush()
 
 

@@ -1,6 +1,7 @@
 """The two-phase protocol end to end on a tiny scale: items, answers, state round-trip, the
 CLI with a plug-in rater, rater errors and the results.json contract."""
 
+import io
 import json
 import os
 
@@ -13,6 +14,7 @@ from deepdrummer_live.kit import default_kit_dir
 from deepdrummer_live.learner import PRESETS
 from deepdrummer_live.library import load_library
 from deepdrummer_live.loop import Loop
+from deepdrummer_live.report import ProgressBar
 
 TINY = {"chains": 4, "mh_steps": 2, "threshold_budget": 3, "batches_per_rating": 1,
         "batch_size": 4}
@@ -175,3 +177,22 @@ def test_item_is_json_ready(bank, tiny):
     item = Protocol(bank, tiny, seed=2, phase1=1, phase2=1).next_item()
     data = json.loads(json.dumps(item.to_dict()))
     assert Loop.from_dict(data["loop"]) == item.loop and data["phase"] == 1
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_redraws_one_line_on_a_terminal_and_logs_plain_lines_elsewhere():
+    terminal, log = _Terminal(), io.StringIO()
+    bars = [ProgressBar(2, 4, stream=terminal, every=0), ProgressBar(2, 4, stream=log, log_every=0)]
+    for bar in bars:
+        for done in range(1, 9):
+            bar.update(done // 4, done)
+        bar.update(2, 8)  # nothing new: a log gets no repeated line
+        bar.close()
+    assert terminal.getvalue().count("\r") == 10 and terminal.getvalue().count("\n") == 1
+    lines = log.getvalue().splitlines()
+    assert "\r" not in log.getvalue() and "\033" not in log.getvalue()
+    assert len(lines) == 8 and "users 2/2  ratings 8/8" in lines[-1]
