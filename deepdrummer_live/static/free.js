@@ -127,14 +127,10 @@
     constraintsPending += 1;
     showStatus(state);
     constraintRequests = constraintRequests.then(async function () {
-      try {
-        const s = await DD.api("POST", path, body);
-        constraintsPending -= 1;
-        showStatus(s);
-      } catch (e) {
-        constraintsPending -= 1;
-        DD.say(e.message, true);
-      }
+      let s = null;
+      try { s = await DD.api("POST", path, body); } catch (e) { DD.say(e.message, true); }
+      constraintsPending -= 1;
+      showStatus(s);  // nothing to show after an error: the next status poll corrects the page
     });
   }
 

@@ -23,15 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .conftest import WebProcess
-
-
-def call(url: str, body: dict | None = None) -> dict:
-    data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(url, data=data, method="GET" if data is None else "POST")
-    with urllib.request.urlopen(request, timeout=600) as reply:
-        raw = reply.read()
-    return json.loads(raw) if raw[:1] == b"{" else {"bytes": len(raw)}
+from .conftest import WebProcess, call
 
 
 def stats(seconds: list[float]) -> dict[str, float]:

@@ -7,10 +7,12 @@ where a missing browser is a failure.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import sqlite3
 import time
+import urllib.request
 from contextlib import closing
 from pathlib import Path
 
@@ -99,6 +101,15 @@ def assert_not_blank(png_path: Path) -> None:
     assert len(colours) >= 8, f"{png_path} looks blank: {len(colours)} colours"
     top = max(count for count, _ in colours)
     assert top < 0.98 * width * height, f"{png_path} is nearly one colour"
+
+
+def call(url: str, body: dict | None = None, timeout: float = 600.0) -> dict:
+    """GET `url` (or POST `body` as JSON); the JSON reply, or the size of any other body."""
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(url, data=data, method="GET" if data is None else "POST")
+    with urllib.request.urlopen(request, timeout=timeout) as reply:
+        raw = reply.read()
+    return json.loads(raw) if raw[:1] == b"{" else {"bytes": len(raw)}
 
 
 def stored_ratings(db_path: Path) -> list[tuple[str, int, str]]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import urllib.request
 
 import pytest
@@ -12,7 +11,7 @@ try:
 except ImportError:  # the `browser` fixture skips (or, under CI, fails) and says why
     By = None
 
-from .conftest import WebProcess, assert_not_blank, stored_ratings, wait_for
+from .conftest import WebProcess, assert_not_blank, call, stored_ratings, wait_for
 
 
 @pytest.fixture(scope="module")
@@ -180,8 +179,7 @@ def test_four_on_the_floor_follows_quick_clicks(web, browser):
 
 def engine_status(web: WebProcess) -> dict:
     """The engine's status as `GET /api/status` gives it (not as the page shows it)."""
-    with urllib.request.urlopen(web.url + "api/status", timeout=10) as reply:
-        return json.load(reply)
+    return call(web.url + "api/status", timeout=10)
 
 
 def engine_locks(web: WebProcess) -> tuple[list[bool], list[bool]]:
